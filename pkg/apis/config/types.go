@@ -16,7 +16,8 @@ type LocalVolumeBindingArgs struct {
 
 	// BindTimeoutSeconds is how long PreBind waits for the PV controller to
 	// complete the binds it started before it reverts them and fails the pod's
-	// binding cycle. Must be positive.
+	// binding cycle. Must be positive. The versioned type defaults it to
+	// DefaultBindTimeoutSeconds (600).
 	BindTimeoutSeconds int64
 }
 
@@ -29,7 +30,8 @@ type StorageScoreArgs struct {
 	// Shape maps storage utilization (percent of the chosen volumes' capacity
 	// that the pod's claims request, 0-100) to a score (0-10). Points must
 	// be sorted by strictly increasing utilization; scores between points are
-	// interpolated linearly.
+	// interpolated linearly. The versioned type defaults an empty shape to
+	// DefaultStorageScoreShape() ([{0,0},{100,10}]: fuller is better).
 	Shape []UtilizationShapePoint
 }
 

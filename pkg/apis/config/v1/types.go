@@ -1,0 +1,43 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// LocalVolumeBindingArgs holds the arguments of the LocalVolumeBinding plugin.
+type LocalVolumeBindingArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// BindTimeoutSeconds is how long PreBind waits for the PV controller to
+	// complete the binds it started before it reverts them and fails the
+	// pod's binding cycle. Must be positive. Defaults to 600.
+	// +optional
+	BindTimeoutSeconds *int64 `json:"bindTimeoutSeconds,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// StorageScoreArgs holds the arguments of the StorageScore plugin.
+type StorageScoreArgs struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// Shape maps storage utilization (percent of the chosen volumes' capacity
+	// that the pod's claims request, 0 to 100) to a score (0 to 10). Points
+	// must be sorted by strictly increasing utilization; scores between
+	// points are interpolated linearly. Defaults to [{utilization: 0, score: 0},
+	// {utilization: 100, score: 10}]: the fuller the volumes, the higher
+	// the score, so the tightest fit wins.
+	// +optional
+	// +listType=atomic
+	Shape []UtilizationShapePoint `json:"shape,omitempty"`
+}
+
+// UtilizationShapePoint is one point of a utilization→score curve.
+type UtilizationShapePoint struct {
+	// Utilization (x axis) in percent. Valid values are 0 to 100.
+	Utilization int32 `json:"utilization"`
+	// Score (y axis) given at this utilization. Valid values are 0 to 10.
+	Score int32 `json:"score"`
+}
