@@ -1,0 +1,295 @@
+package pvindex
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// Index is safe for concurrent use: Filter reads it from many goroutines
+// while informer handlers and Reserve write it.
+type Index struct {
+	mu sync.RWMutex
+
+	// informer holds the API server's version of each PV.
+	informer map[string]*v1.PersistentVolume
+	// assumed holds Reserve's promises, overlaying informer.
+	assumed map[string]*v1.PersistentVolume
+	// volumes holds the effective (overlaid) entry of each PV.
+	volumes map[string]*Volume
+
+	// byHost lists pinned volumes under each hostname label value.
+	byHost map[string]map[string]*Volume
+	// unpinned lists volumes not pinned by hostname, per StorageClass.
+	unpinned map[string]map[string]*Volume
+	// byClaim lists volumes whose claimRef names a claim ("ns/name"), so a
+	// claim pre-bound by an admin (or by Reserve) is found at once.
+	byClaim map[string]map[string]*Volume
+
+	// nodesByHost maps hostname label values to node names, and hostOfNode
+	// the other way, from Node objects.
+	nodesByHost map[string]sets.Set[string]
+	hostOfNode  map[string]string
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{
+		informer:    map[string]*v1.PersistentVolume{},
+		assumed:     map[string]*v1.PersistentVolume{},
+		volumes:     map[string]*Volume{},
+		byHost:      map[string]map[string]*Volume{},
+		unpinned:    map[string]map[string]*Volume{},
+		byClaim:     map[string]map[string]*Volume{},
+		nodesByHost: map[string]sets.Set[string]{},
+		hostOfNode:  map[string]string{},
+	}
+}
+
+// ClaimKey is the byClaim key of a claim.
+func ClaimKey(namespace, name string) string { return namespace + "/" + name }
+
+// SetPV records the API server's version of a PV (informer add or update).
+// An assumed copy is dropped when the informer's version differs from the
+// one it was assumed on: the API server's word is newer.
+// It returns the effective volume.
+func (x *Index) SetPV(pv *v1.PersistentVolume) *Volume {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.informer[pv.Name] = pv
+	if a, ok := x.assumed[pv.Name]; ok && a.ResourceVersion != pv.ResourceVersion {
+		delete(x.assumed, pv.Name)
+	}
+	return x.reindexLocked(pv.Name)
+}
+
+// DeletePV forgets a PV (informer delete).
+func (x *Index) DeletePV(name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.informer, name)
+	delete(x.assumed, name)
+	x.reindexLocked(name)
+}
+
+// Assume overlays a modified copy of a PV, typically with claimRef set to
+// the claim Reserve chose. It fails if the copy is not based on the version
+// the index holds, since the promise would rest on stale data.
+func (x *Index) Assume(pv *v1.PersistentVolume) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	cur, ok := x.informer[pv.Name]
+	if !ok {
+		return fmt.Errorf("PersistentVolume %q is not in the index", pv.Name)
+	}
+	if cur.ResourceVersion != pv.ResourceVersion {
+		return fmt.Errorf("PersistentVolume %q changed (resourceVersion %s, assumed on %s)", pv.Name, cur.ResourceVersion, pv.ResourceVersion)
+	}
+	x.assumed[pv.Name] = pv
+	x.reindexLocked(pv.Name)
+	return nil
+}
+
+// Restore drops an assumed copy so the informer's version is effective
+// again. Only the very copy passed to Assume is dropped: if it was already
+// replaced (by the informer, or by a later Assume of another pod), the newer
+// state stays.
+func (x *Index) Restore(assumed *v1.PersistentVolume) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if cur, ok := x.assumed[assumed.Name]; !ok || cur != assumed {
+		return
+	}
+	delete(x.assumed, assumed.Name)
+	x.reindexLocked(assumed.Name)
+}
+
+// IsAssumed reports whether an assumed copy of the PV is in effect.
+func (x *Index) IsAssumed(name string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.assumed[name]
+	return ok
+}
+
+// Get returns the effective volume.
+func (x *Index) Get(name string) (*Volume, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	v, ok := x.volumes[name]
+	return v, ok
+}
+
+// APIObject returns the informer's version of a PV, ignoring assumptions.
+func (x *Index) APIObject(name string) (*v1.PersistentVolume, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	pv, ok := x.informer[name]
+	return pv, ok
+}
+
+// reindexLocked recomputes the effective entry of one PV and its places in
+// the derived maps.
+func (x *Index) reindexLocked(name string) *Volume {
+	if old, ok := x.volumes[name]; ok {
+		x.unlinkLocked(old)
+		delete(x.volumes, name)
+	}
+	pv, ok := x.assumed[name]
+	if !ok {
+		pv, ok = x.informer[name]
+	}
+	if !ok {
+		return nil
+	}
+	v := newVolume(pv)
+	x.volumes[name] = v
+	if v.Hosts != nil {
+		for _, h := range v.Hosts {
+			addTo(x.byHost, h, v)
+		}
+	} else {
+		addTo(x.unpinned, v.Class, v)
+	}
+	if ref := pv.Spec.ClaimRef; ref != nil {
+		addTo(x.byClaim, ClaimKey(ref.Namespace, ref.Name), v)
+	}
+	return v
+}
+
+func (x *Index) unlinkLocked(v *Volume) {
+	if v.Hosts != nil {
+		for _, h := range v.Hosts {
+			removeFrom(x.byHost, h, v.PV.Name)
+		}
+	} else {
+		removeFrom(x.unpinned, v.Class, v.PV.Name)
+	}
+	if ref := v.PV.Spec.ClaimRef; ref != nil {
+		removeFrom(x.byClaim, ClaimKey(ref.Namespace, ref.Name), v.PV.Name)
+	}
+}
+
+func addTo(m map[string]map[string]*Volume, key string, v *Volume) {
+	inner, ok := m[key]
+	if !ok {
+		inner = map[string]*Volume{}
+		m[key] = inner
+	}
+	inner[v.PV.Name] = v
+}
+
+func removeFrom(m map[string]map[string]*Volume, key, name string) {
+	if inner, ok := m[key]; ok {
+		delete(inner, name)
+		if len(inner) == 0 {
+			delete(m, key)
+		}
+	}
+}
+
+// ForNode appends to buf the volumes of a StorageClass whose NodeAffinity
+// admits the node, sorted by name, and returns it. Cost is proportional to
+// the volumes pinned to the node's hostname plus the class's unpinned
+// volumes, independent of the total number of PVs.
+func (x *Index) ForNode(node *v1.Node, class string, buf []*Volume) []*Volume {
+	start := len(buf)
+	x.mu.RLock()
+	if host, ok := node.Labels[v1.LabelHostname]; ok {
+		for _, v := range x.byHost[host] {
+			if v.Class == class && v.AdmitsNode(node) {
+				buf = append(buf, v)
+			}
+		}
+	}
+	for _, v := range x.unpinned[class] {
+		if v.AdmitsNode(node) {
+			buf = append(buf, v)
+		}
+	}
+	x.mu.RUnlock()
+	added := buf[start:]
+	sort.Slice(added, func(i, j int) bool { return added[i].PV.Name < added[j].PV.Name })
+	return buf
+}
+
+// ReferencingClaim returns the volumes whose claimRef names the claim.
+func (x *Index) ReferencingClaim(namespace, name string) []*Volume {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	inner := x.byClaim[ClaimKey(namespace, name)]
+	out := make([]*Volume, 0, len(inner))
+	for _, v := range inner {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PV.Name < out[j].PV.Name })
+	return out
+}
+
+// SetNode records a node's hostname label (informer add or update).
+func (x *Index) SetNode(node *v1.Node) {
+	host, hasHost := node.Labels[v1.LabelHostname]
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.hostOfNode[node.Name]; ok {
+		if hasHost && old == host {
+			return
+		}
+		x.unlinkNodeLocked(node.Name, old)
+	}
+	if hasHost {
+		x.hostOfNode[node.Name] = host
+		s, ok := x.nodesByHost[host]
+		if !ok {
+			s = sets.New[string]()
+			x.nodesByHost[host] = s
+		}
+		s.Insert(node.Name)
+	}
+}
+
+// DeleteNode forgets a node.
+func (x *Index) DeleteNode(name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.hostOfNode[name]; ok {
+		x.unlinkNodeLocked(name, old)
+	}
+}
+
+func (x *Index) unlinkNodeLocked(name, host string) {
+	delete(x.hostOfNode, name)
+	if s, ok := x.nodesByHost[host]; ok {
+		s.Delete(name)
+		if s.Len() == 0 {
+			delete(x.nodesByHost, host)
+		}
+	}
+}
+
+// NodesWithHostnames returns the names of the nodes whose hostname label is
+// one of hosts. Node names and hostname labels are not assumed equal.
+func (x *Index) NodesWithHostnames(hosts []string) sets.Set[string] {
+	out := sets.New[string]()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, h := range hosts {
+		out = out.Union(x.nodesByHost[h])
+	}
+	return out
+}
+
+// Stats describes the index's size, for metrics and benchmarks.
+type Stats struct {
+	Volumes, Assumed, Hosts, Nodes int
+}
+
+// Stats returns the index's current size.
+func (x *Index) Stats() Stats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return Stats{Volumes: len(x.volumes), Assumed: len(x.assumed), Hosts: len(x.byHost), Nodes: len(x.hostOfNode)}
+}
