@@ -161,7 +161,7 @@ func (pl *LocalVolumeBinding) bindsComplete(pod *v1.Pod, nodeName string, w *wri
 			return false, fmt.Errorf("PersistentVolume %s no longer admits node %s", pv.Name, nodeName)
 		}
 		pvc, err := pl.pvcLister.PersistentVolumeClaims(b.PVC.Namespace).Get(b.PVC.Name)
-		if apierrors.IsNotFound(err) || (err == nil && pvc.UID != b.PVC.UID) {
+		if apierrors.IsNotFound(err) || (err == nil && (pvc.UID != b.PVC.UID || pvc.DeletionTimestamp != nil)) {
 			return false, fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
 		} else if err != nil {
 			return false, err
@@ -172,7 +172,7 @@ func (pl *LocalVolumeBinding) bindsComplete(pod *v1.Pod, nodeName string, w *wri
 	}
 	for _, c := range w.pvcs {
 		pvc, err := pl.pvcLister.PersistentVolumeClaims(c.Namespace).Get(c.Name)
-		if apierrors.IsNotFound(err) || (err == nil && pvc.UID != c.UID) {
+		if apierrors.IsNotFound(err) || (err == nil && (pvc.UID != c.UID || pvc.DeletionTimestamp != nil)) {
 			return false, fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", c.Namespace, c.Name)
 		} else if err != nil {
 			return false, err
