@@ -88,9 +88,25 @@ func (x *Index) Assume(pv *v1.PersistentVolume) error {
 	if cur.ResourceVersion != pv.ResourceVersion {
 		return fmt.Errorf("PersistentVolume %q changed (resourceVersion %s, assumed on %s)", pv.Name, cur.ResourceVersion, pv.ResourceVersion)
 	}
+	// An assumed copy carries the informer's resourceVersion, so the check
+	// above cannot tell that the volume was already promised to another
+	// claim (two pods filtered before either reserved). Refuse, or both
+	// pods would be given the same volume.
+	if a, ok := x.assumed[pv.Name]; ok && !sameClaim(a.Spec.ClaimRef, pv.Spec.ClaimRef) {
+		return fmt.Errorf("PersistentVolume %q is already reserved (claimRef %v)", pv.Name, a.Spec.ClaimRef)
+	}
 	x.assumed[pv.Name] = pv
 	x.reindexLocked(pv.Name)
 	return nil
+}
+
+// sameClaim reports whether two claimRefs name the same claim (both nil
+// counts as the same).
+func sameClaim(a, b *v1.ObjectReference) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID
 }
 
 // Restore drops an assumed copy so the informer's version is effective
