@@ -17,6 +17,7 @@ func (pl *LocalVolumeBinding) addEventHandlers(logger klog.Logger, f informers.S
 		DeleteFunc: func(obj interface{}) {
 			if pv, ok := unwrap[*v1.PersistentVolume](obj); ok {
 				pl.index.DeletePV(pv.Name)
+				pl.forgetInvalid(pv.Name)
 				pl.waiters.notify(pvKey(pv.Name))
 			}
 		},
@@ -57,8 +58,17 @@ func (pl *LocalVolumeBinding) onPV(logger klog.Logger, obj interface{}) {
 	v := pl.index.SetPV(pv)
 	if v != nil && v.Invalid != nil {
 		pl.reportInvalid(logger, pv, v.Invalid)
+	} else {
+		pl.forgetInvalid(pv.Name)
 	}
 	pl.waiters.notify(pvKey(pv.Name))
+	if ref := pv.Spec.ClaimRef; ref != nil {
+		// Also wake waiters on the claim: PreBind does not know the name of
+		// a dynamically provisioned PV when it subscribes, and the PV may
+		// reach this informer after the claim that names it. Without this
+		// PreBind missed that wake-up and waited for the bind timeout.
+		pl.waiters.notify(pvcKey(ref.Namespace, ref.Name))
+	}
 }
 
 func (pl *LocalVolumeBinding) onNode(obj interface{}) {
@@ -89,6 +99,14 @@ func (pl *LocalVolumeBinding) reportInvalid(logger klog.Logger, pv *v1.Persisten
 		r.Eventf(pv, nil, v1.EventTypeWarning, "BerthVolumeSkipped", "Scheduling",
 			"PersistentVolume %s is ignored by %s: %v", pv.Name, Name, err)
 	}
+}
+
+// forgetInvalid drops a PV from invalidSeen once it is valid again or
+// deleted; without this the map grew by one entry per invalid PV ever seen.
+func (pl *LocalVolumeBinding) forgetInvalid(name string) {
+	pl.invalidMu.Lock()
+	delete(pl.invalidSeen, name)
+	pl.invalidMu.Unlock()
 }
 
 // unwrap returns the typed object of an informer event, including the final
