@@ -207,6 +207,17 @@ func New(client kubernetes.Interface, metadataClient metadata.Interface, mapper 
 	return c, nil
 }
 
+// HasSynced reports whether the informer caches (and the event handlers'
+// initial lists) are synced.
+func (c *Controller) HasSynced() bool {
+	for _, synced := range c.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
+}
+
 // Run waits for the caches, then syncs nodes until ctx is cancelled, and
 // returns once the workers have stopped.
 func (c *Controller) Run(ctx context.Context) {
