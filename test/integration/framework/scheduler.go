@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,6 +84,45 @@ profiles:
 //	framework.WithConfigPatch(func(cfg map[string]any) { cfg["podMaxBackoffSeconds"] = 1 })
 func WithConfigPatch(patch func(cfg map[string]any)) SchedulerOption {
 	return func(s *schedulerSettings) { s.patches = append(s.patches, patch) }
+}
+
+// WithPluginArgs merges args into the pluginConfig args of plugin in every
+// profile (adding a pluginConfig entry where a profile has none), e.g.
+//
+//	framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindTimeoutSeconds": 5})
+func WithPluginArgs(plugin string, args map[string]any) SchedulerOption {
+	// The args go into the configuration through JSON, as if written in
+	// the YAML file.
+	args = jsonRoundTrip(args)
+	return WithConfigPatch(func(cfg map[string]any) {
+		profiles, _ := cfg["profiles"].([]any)
+		for _, p := range profiles {
+			profile, ok := p.(map[string]any)
+			if !ok {
+				continue
+			}
+			entries, _ := profile["pluginConfig"].([]any)
+			merged := false
+			for _, pc := range entries {
+				entry, ok := pc.(map[string]any)
+				if !ok || entry["name"] != plugin {
+					continue
+				}
+				existing, _ := entry["args"].(map[string]any)
+				if existing == nil {
+					existing = map[string]any{}
+				}
+				for k, v := range args {
+					existing[k] = v
+				}
+				entry["args"] = existing
+				merged = true
+			}
+			if !merged {
+				profile["pluginConfig"] = append(entries, map[string]any{"name": plugin, "args": args})
+			}
+		}
+	})
 }
 
 // WithFlags adds kube-scheduler command-line flags (e.g. "-v=4"; logging
@@ -298,4 +338,18 @@ func (cp *ControlPlane) writeSchedulerConfig(dir string, settings schedulerSetti
 		return "", nil, err
 	}
 	return path, profiles, nil
+}
+
+// jsonRoundTrip converts typed values (int, structs, ...) into the generic
+// JSON values the decoded configuration holds.
+func jsonRoundTrip(in map[string]any) map[string]any {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(fmt.Sprintf("framework: plugin args %v: %v", in, err))
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
 }

@@ -64,7 +64,8 @@ func TestSmoke(t *testing.T) {
 			p, err := e.Client.CoreV1().Pods(e.Namespace).Get(ctx, "after-restart", metav1.GetOptions{})
 			return err == nil && p.Spec.NodeName == "", err
 		})
-		e.StartScheduler()
+		// Restarted with a patched plugin argument, which must still load.
+		e.StartScheduler(framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindTimeoutSeconds": 30}))
 		e.WaitForPodScheduled("after-restart")
 		e.WaitForPodRunning("after-restart")
 	})
