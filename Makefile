@@ -44,6 +44,24 @@ lint: ## gofmt and go vet.
 bench: ## Go benchmarks: Berth's Filter vs the in-tree VolumeBinding Filter (5000 nodes x 10 PVs).
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m ./pkg/...
 
+# End-to-end benchmark (test/perf): Berth vs the in-tree scheduler vs a
+# pre-bound limit, each on a fresh in-process control plane per run.
+PERF_FIXTURES ?= 500x10x1000x1,5000x10x1000x1,500x10x500x3
+PERF_MODES ?= berth,in-tree,limit
+PERF_RUN_TIMEOUT ?= 10m
+PERF_OUT ?= _output/perf
+
+.PHONY: bench-e2e
+bench-e2e: ## End-to-end benchmark on PERF_FIXTURES (NODESxPVSxPODSxCLAIMS,...); writes $(PERF_OUT), docs/benchmarks/*.png and BENCHMARKS.md.
+	@mkdir -p $(PERF_OUT)
+	BERTH_PERF_FIXTURES='$(PERF_FIXTURES)' BERTH_PERF_MODES='$(PERF_MODES)' BERTH_PERF_RUN_TIMEOUT=$(PERF_RUN_TIMEOUT) \
+		BERTH_PERF_OUT=$(abspath $(PERF_OUT)) $(GO) test -count=1 -timeout 6h -run '^TestBenchE2E$$' -v ./test/perf
+	cd hack/perfchart && $(GO) run . -in $(abspath $(PERF_OUT)) -charts $(CURDIR)/docs/benchmarks -benchmarks $(CURDIR)/BENCHMARKS.md
+
+.PHONY: test-perf
+test-perf: ## The small end-to-end benchmark fixture as a test (50 nodes x 10 PVs, 100 pods; about a minute).
+	$(GO) test -count=1 -timeout 15m -v ./test/perf
+
 .PHONY: fuzz
 fuzz: ## Fuzz the matcher against its brute-force oracle for FUZZTIME (default 60s).
 	$(GO) test -run '^$$' -fuzz FuzzAssign -fuzztime $${FUZZTIME:-60s} ./pkg/plugins/volumebinding/matching
