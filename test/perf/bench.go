@@ -122,6 +122,12 @@ type Result struct {
 	// Latency: pod creation (just before the Create call) until the pod is
 	// bound to a node and all its claims are Bound, over the pods done.
 	Latency Latency `json:"latencySeconds"`
+	// ToClaimRef is pod creation → the scheduler's claimRef write on the
+	// PV (seen in a watch), and ClaimRefToBound that write → the claim
+	// Bound by the PV controller, per claim (berth and in-tree runs): where
+	// the latency goes.
+	ToClaimRef      Latency `json:"toClaimRefSeconds"`
+	ClaimRefToBound Latency `json:"claimRefToBoundSeconds"`
 
 	// Waste: Σ (PV capacity − claim request) over the claims bound in the
 	// run.
@@ -443,6 +449,19 @@ func (res *Result) fill(p *plan, s snapshot, t0, windowEnd time.Time) {
 	if len(lat) > 0 {
 		res.Latency.Max = round3(lat[len(lat)-1])
 	}
+	var toRef, refToBound []float64
+	for _, c := range p.claims {
+		pod := p.pods[c.pod].name
+		ref, ok := s.claimRefSet[c.name]
+		if !ok {
+			continue
+		}
+		toRef = append(toRef, ref.Sub(s.created[pod]).Seconds())
+		if bound, ok := s.claimBound[c.name]; ok {
+			refToBound = append(refToBound, bound.Sub(ref).Seconds())
+		}
+	}
+	res.ToClaimRef, res.ClaimRefToBound = latency(toRef), latency(refToBound)
 	pvNode := map[string]string{}
 	for _, pv := range p.pvs {
 		pvNode[pv.name] = p.nodes[pv.node]
@@ -472,11 +491,20 @@ func (res *Result) Summary() string {
 	if res.TimedOut {
 		status = fmt.Sprintf("TIMED OUT after %.0fs", res.TimeoutSeconds)
 	}
-	return fmt.Sprintf("%s: %d/%d pods in %.1fs = %.1f pods/s, latency p50 %.3fs p90 %.3fs p99 %.3fs, waste %.0f GiB over %d claims, scheduler CPU %.1fs (process %.1fs), heap %.0f→%.0f MiB",
+	return fmt.Sprintf("%s: %d/%d pods in %.1fs = %.1f pods/s, latency p50 %.3fs p90 %.3fs p99 %.3fs (creation→claimRef p50 %.3fs, claimRef→Bound p50 %.3fs p99 %.3fs), waste %.0f GiB over %d claims, scheduler CPU %.1fs (process %.1fs), heap %.0f→%.0f MiB",
 		status, res.PodsDone, res.Pods, res.DurationSeconds, res.PodsPerSecond,
-		res.Latency.P50, res.Latency.P90, res.Latency.P99, res.WastedGiB, res.ClaimsBound,
+		res.Latency.P50, res.Latency.P90, res.Latency.P99, res.ToClaimRef.P50, res.ClaimRefToBound.P50, res.ClaimRefToBound.P99, res.WastedGiB, res.ClaimsBound,
 		res.SchedulerCPUSeconds, res.ProcessCPUSeconds,
 		float64(res.HeapBaselineBytes)/(1<<20), float64(res.HeapPeakBytes)/(1<<20))
+}
+
+func latency(v []float64) Latency {
+	sort.Float64s(v)
+	l := Latency{P50: round3(percentile(v, 0.50)), P90: round3(percentile(v, 0.90)), P99: round3(percentile(v, 0.99))}
+	if len(v) > 0 {
+		l.Max = round3(v[len(v)-1])
+	}
+	return l
 }
 
 func percentile(sorted []float64, q float64) float64 {

@@ -51,7 +51,9 @@ func TestSmall(t *testing.T) {
 		assert.Equal(t, f.Pods, res.PodsDone, "%s: pods done", mode)
 		assert.Equal(t, f.Pods*f.ClaimsPerPod, res.ClaimsBound, "%s: claims bound", mode)
 		assert.Zero(t, res.Misplaced, "%s: claims bound to a PV on another node than their pod", mode)
-		assert.Greater(t, res.SchedulerCPUSeconds, 0.0, "%s: the scheduler's CPU shows in the profile", mode)
+		if mode != ModeLimit { // the limit run's scheduler may need less than one 10ms profile sample
+			assert.Greater(t, res.SchedulerCPUSeconds, 0.0, "%s: the scheduler's CPU shows in the profile", mode)
+		}
 	}
 	assert.LessOrEqual(t, results[ModeBerth].WastedBytes, results[ModeInTree].WastedBytes,
 		"Berth wastes more capacity (%.0f GiB) than the in-tree scheduler (%.0f GiB)", results[ModeBerth].WastedGiB, results[ModeInTree].WastedGiB)

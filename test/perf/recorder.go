@@ -23,6 +23,9 @@ type recorder struct {
 	podNode     map[string]string
 	claimBound  map[string]time.Time // claim → first seen phase Bound
 	claimVolume map[string]string
+	// claimRefSet: claim → first seen as a PV's claimRef (the scheduler's
+	// PreBind write), not counting PVs pre-bound before the pods existed.
+	claimRefSet map[string]time.Time
 	completed   map[string]time.Time // pod → max(podBound, its claims' Bound)
 	claimOwner  map[string]string    // claim → pod
 	podClaims   map[string][]string
@@ -31,8 +34,9 @@ type recorder struct {
 	allClaimsDone chan struct{}
 	sentinelBound chan struct{}
 
-	factory informers.SharedInformerFactory
-	stop    chan struct{}
+	factory   informers.SharedInformerFactory
+	pvFactory informers.SharedInformerFactory
+	stop      chan struct{}
 }
 
 func newRecorder(client kubernetes.Interface, namespace string, p *plan) (*recorder, error) {
@@ -43,6 +47,7 @@ func newRecorder(client kubernetes.Interface, namespace string, p *plan) (*recor
 		podNode:       map[string]string{},
 		claimBound:    map[string]time.Time{},
 		claimVolume:   map[string]string{},
+		claimRefSet:   map[string]time.Time{},
 		completed:     map[string]time.Time{},
 		claimOwner:    map[string]string{},
 		podClaims:     map[string][]string{},
@@ -72,7 +77,16 @@ func newRecorder(client kubernetes.Interface, namespace string, p *plan) (*recor
 	}); err != nil {
 		return nil, err
 	}
+	r.pvFactory = informers.NewSharedInformerFactory(client, 0)
+	pvs := r.pvFactory.Core().V1().PersistentVolumes().Informer()
+	if _, err := pvs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, obj any) { r.onPV(oldObj, obj) },
+	}); err != nil {
+		return nil, err
+	}
+	r.pvFactory.Start(r.stop)
 	r.factory.Start(r.stop)
+	r.pvFactory.WaitForCacheSync(r.stop)
 	r.factory.WaitForCacheSync(r.stop)
 	return r, nil
 }
@@ -80,6 +94,28 @@ func newRecorder(client kubernetes.Interface, namespace string, p *plan) (*recor
 func (r *recorder) shutdown() {
 	close(r.stop)
 	r.factory.Shutdown()
+	r.pvFactory.Shutdown()
+}
+
+// onPV records when a PV's claimRef first names one of our claims in an
+// update (the scheduler's PreBind write in the berth and in-tree runs).
+func (r *recorder) onPV(oldObj, obj any) {
+	pv, ok := obj.(*v1.PersistentVolume)
+	if !ok || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Namespace != namespace {
+		return
+	}
+	if old, ok := oldObj.(*v1.PersistentVolume); ok && old.Spec.ClaimRef != nil && old.Spec.ClaimRef.Name == pv.Spec.ClaimRef.Name {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ours := r.claimOwner[pv.Spec.ClaimRef.Name]; !ours {
+		return
+	}
+	if _, seen := r.claimRefSet[pv.Spec.ClaimRef.Name]; !seen {
+		r.claimRefSet[pv.Spec.ClaimRef.Name] = now
+	}
 }
 
 // markCreated records that pod is about to be created.
@@ -160,6 +196,7 @@ type snapshot struct {
 	podNode     map[string]string
 	claimBound  map[string]time.Time
 	claimVolume map[string]string
+	claimRefSet map[string]time.Time
 	completed   map[string]time.Time
 }
 
@@ -172,6 +209,7 @@ func (r *recorder) snapshot() snapshot {
 		podNode:     cloneMap(r.podNode),
 		claimBound:  cloneMap(r.claimBound),
 		claimVolume: cloneMap(r.claimVolume),
+		claimRefSet: cloneMap(r.claimRefSet),
 		completed:   cloneMap(r.completed),
 	}
 }
