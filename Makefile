@@ -26,7 +26,7 @@ build: ## Build bin/berth-scheduler (and the other binaries that exist).
 	@if [ -d cmd/nodefailover ]; then $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/berth-nodefailover ./cmd/nodefailover; fi
 
 .PHONY: test
-test: lint test-unit test-integration ## Lint, then unit and integration tests, all with -race.
+test: lint test-unit test-integration test-perf ## Lint, unit and integration tests (-race), then the small end-to-end benchmark fixture.
 
 .PHONY: test-unit
 test-unit: ## Unit tests (-race).
@@ -61,7 +61,7 @@ bench-e2e: ## End-to-end benchmark on PERF_FIXTURES (NODESxPVSxPODSxCLAIMS,...);
 	cd hack/perfchart && $(GO) run . -in $(abspath $(PERF_OUT)) -charts $(CURDIR)/docs/benchmarks -benchmarks $(CURDIR)/BENCHMARKS.md
 
 .PHONY: test-perf
-test-perf: ## The small end-to-end benchmark fixture as a test (50 nodes x 10 PVs, 100 pods; about a minute).
+test-perf: ## The small end-to-end benchmark fixture as a test, without -race (50 nodes x 10 PVs, 100 pods, 3 runs; about a minute).
 	$(GO) test -count=1 -timeout 15m -v ./test/perf
 
 .PHONY: fuzz
