@@ -58,7 +58,7 @@ bench-e2e: ## End-to-end benchmark on PERF_FIXTURES (NODESxPVSxPODSxCLAIMS,...);
 	@mkdir -p $(PERF_OUT)
 	BERTH_PERF_FIXTURES='$(PERF_FIXTURES)' BERTH_PERF_MODES='$(PERF_MODES)' BERTH_PERF_RUN_TIMEOUT=$(PERF_RUN_TIMEOUT) \
 		BERTH_PERF_OUT=$(abspath $(PERF_OUT)) $(GO) test -count=1 -timeout 6h -run '^TestBenchE2E$$' -v ./test/perf
-	cd hack/perfchart && $(GO) run . -in $(abspath $(PERF_OUT)) -charts $(CURDIR)/docs/benchmarks -benchmarks $(CURDIR)/BENCHMARKS.md
+	cd hack/perfchart && $(GO) run . -in $(abspath $(PERF_OUT)) -charts $(CURDIR)/docs/benchmarks -benchmarks $(CURDIR)/BENCHMARKS.md -notes $(CURDIR)/docs/benchmarks/e2e-notes.md
 
 .PHONY: test-perf
 test-perf: ## The small end-to-end benchmark fixture as a test, without -race (50 nodes x 10 PVs, 100 pods, 3 runs; about a minute).

@@ -47,7 +47,14 @@ type Result struct {
 	CreateSeconds          float64 `json:"createSeconds"`
 	DurationSeconds        float64 `json:"durationSeconds"`
 	PodsPerSecond          float64 `json:"podsPerSecond"`
-	Latency                struct {
+	ToClaimRef             struct {
+		P50 float64 `json:"p50"`
+	} `json:"toClaimRefSeconds"`
+	ClaimRefToBound struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"claimRefToBoundSeconds"`
+	Latency struct {
 		P50 float64 `json:"p50"`
 		P90 float64 `json:"p90"`
 		P99 float64 `json:"p99"`
@@ -86,6 +93,7 @@ func main() {
 	charts := flag.String("charts", "docs/benchmarks", "directory for the PNG charts")
 	benchmarks := flag.String("benchmarks", "", "BENCHMARKS.md to update (its end-to-end section only); empty: print the section")
 	chartLink := flag.String("chart-link", "docs/benchmarks", "path of the charts directory as linked from BENCHMARKS.md")
+	notesFile := flag.String("notes", "", "markdown file with the analysis to include after the targets (optional)")
 	flag.Parse()
 
 	results, err := load(*in)
@@ -107,7 +115,15 @@ func main() {
 		}
 		chartFiles = append(chartFiles, name)
 	}
-	section := render(fixtures, chartFiles, *chartLink)
+	notes := ""
+	if *notesFile != "" {
+		b, err := os.ReadFile(*notesFile)
+		if err != nil && !os.IsNotExist(err) {
+			log.Fatal(err)
+		}
+		notes = string(b)
+	}
+	section := render(fixtures, chartFiles, *chartLink, notes)
 	if *benchmarks == "" {
 		fmt.Println(section)
 		return
@@ -247,7 +263,7 @@ func chart(f fixture, path string) error {
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)
 }
 
-func render(fixtures []fixture, charts []string, chartLink string) string {
+func render(fixtures []fixture, charts []string, chartLink, notes string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	first := fixtures[0].runs[0]
@@ -293,6 +309,16 @@ func render(fixtures []fixture, charts []string, chartLink string) string {
 				float64(r.HeapPeakBytes)/(1<<20), (float64(r.HeapPeakBytes)-float64(r.HeapBaselineBytes))/(1<<20))
 		}
 	}
+	w("\nWhere the latency goes, per claim: pod creation → the scheduler's claimRef write on the PV, and that write → claim Bound by the PV controller (seen in a PV watch; not applicable to the limit run):\n\n")
+	w("| fixture | scheduler | creation → claimRef p50 (s) | claimRef → Bound p50 (s) | claimRef → Bound p99 (s) |\n|---|---|---:|---:|---:|\n")
+	for _, f := range fixtures {
+		for _, r := range f.runs {
+			if r.Mode == "limit" || (r.ToClaimRef.P50 == 0 && r.ClaimRefToBound.P50 == 0) {
+				continue
+			}
+			w("| %s | %s | %.2f | %.2f | %.2f |\n", f.name, r.Mode, r.ToClaimRef.P50, r.ClaimRefToBound.P50, r.ClaimRefToBound.P99)
+		}
+	}
 	w("\n")
 	for _, f := range fixtures {
 		if l := f.mode("limit"); l != nil && l.PrebindClaimsPerSecond > 0 {
@@ -332,6 +358,9 @@ func render(fixtures []fixture, charts []string, chartLink string) string {
 		}
 	}
 	w("\n")
+	if notes != "" {
+		w("%s\n\n", strings.TrimSpace(notes))
+	}
 	for i, f := range fixtures {
 		w("![%s](%s)\n\n", f.name, filepath.ToSlash(filepath.Join(chartLink, charts[i])))
 	}
