@@ -48,13 +48,14 @@ const ComponentName = "berth-nodefailover"
 
 // Indexes on the informers.
 const (
-	podsByNode       = "berth.dev/by-node"       // pod.spec.nodeName
-	podsByController = "berth.dev/by-controller" // UID of the controller owner
-	podsByClaim      = "berth.dev/by-claim"      // "<ns>/<claim>" of each PVC volume
-	pvsByFromNode    = "berth.dev/by-from-node"  // AnnFailedOverFromNode, active phases only
-	pvsByClaim       = "berth.dev/by-claim"      // "<ns>/<name>" of AnnFailedOverClaim, active phases only
-	pvsByOwner       = "berth.dev/by-owner"      // AnnFailoverOwner, active phases only
-	nodesByHostname  = "berth.dev/by-hostname"   // kubernetes.io/hostname label
+	podsByNode       = "berth.dev/by-node"        // pod.spec.nodeName
+	podsByController = "berth.dev/by-controller"  // UID of the controller owner
+	podsByClaim      = "berth.dev/by-claim"       // "<ns>/<claim>" of each PVC volume
+	pvsByFromNode    = "berth.dev/by-from-node"   // AnnFailedOverFromNode, active phases only
+	pvsByClaim       = "berth.dev/by-claim"       // "<ns>/<name>" of AnnFailedOverClaim, active phases only
+	pvsByOwner       = "berth.dev/by-owner"       // AnnFailoverOwner, active phases only
+	pvsByPinnedHost  = "berth.dev/by-pinned-host" // the host (and node name) a PV is pinned to
+	nodesByHostname  = "berth.dev/by-hostname"    // kubernetes.io/hostname label
 )
 
 // Controller is the node failover controller. Create it with New, start
@@ -163,6 +164,7 @@ func New(client kubernetes.Interface, metadataClient metadata.Interface, mapper 
 	}
 	if err := pvs.Informer().AddIndexers(cache.Indexers{
 		pvsByFromNode: indexPVByFromNode, pvsByClaim: indexPVByClaim, pvsByOwner: indexPVByOwner,
+		pvsByPinnedHost: indexPVByPinnedHost,
 	}); err != nil {
 		return nil, err
 	}
@@ -331,11 +333,67 @@ func (c *Controller) onPod(obj any) {
 		if node, err := c.nodeLister.Get(pod.Spec.NodeName); err != nil || !policy.IsNodeReady(node) {
 			c.queue.Add(pod.Spec.NodeName)
 		}
+	} else if pod.DeletionTimestamp == nil {
+		c.enqueueStranded(pod)
 	}
 	// A replacement pod changing state may complete a hand-off.
 	for _, claim := range podClaimNames(pod) {
 		c.enqueueFailoversOfClaim(pod.Namespace + "/" + claim)
 	}
+}
+
+// enqueueStranded handles an unscheduled pod: if a claim of it is bound to
+// a volume pinned to a host whose node is not Ready or gone, the pod is
+// stranded (it was recreated, or deleted by hand or by the pod GC, after
+// its node died, and now waits for a node that will not come back), and
+// the node is queued.
+func (c *Controller) enqueueStranded(pod *v1.Pod) {
+	for _, claim := range podClaimNames(pod) {
+		pvc, err := c.pvcLister.PersistentVolumeClaims(pod.Namespace).Get(claim)
+		if err != nil || pvc.Spec.VolumeName == "" {
+			continue
+		}
+		pv, err := c.pvLister.Get(pvc.Spec.VolumeName)
+		if err != nil {
+			continue
+		}
+		host, name, pinned := policy.PinnedHost(pv)
+		if !pinned {
+			continue
+		}
+		if name != "" {
+			if node, err := c.nodeLister.Get(name); err != nil || !policy.IsNodeReady(node) {
+				c.queue.Add(name)
+			}
+			continue
+		}
+		nodes, err := c.nodeIndexer.ByIndex(nodesByHostname, host)
+		if err != nil {
+			continue
+		}
+		for _, o := range nodes {
+			if node := o.(*v1.Node); !policy.IsNodeReady(node) {
+				c.queue.Add(node.Name)
+			}
+		}
+		if len(nodes) == 0 {
+			c.queue.Add(c.deletedNodeOfHost(host))
+		}
+	}
+}
+
+// deletedNodeOfHost names the deleted node that had this hostname, if this
+// process saw it go, or else the hostname itself (the kubelet's default
+// node name).
+func (c *Controller) deletedNodeOfHost(host string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, ts := range c.tombstones {
+		if ts.hostname == host {
+			return name
+		}
+	}
+	return host
 }
 
 func (c *Controller) onClaim(obj any) {
@@ -440,6 +498,25 @@ func indexPVByClaim(obj any) ([]string, error) {
 		return nil, nil
 	}
 	return []string{ref.Key()}, nil
+}
+
+func indexPVByPinnedHost(obj any) ([]string, error) {
+	pv, ok := obj.(*v1.PersistentVolume)
+	if !ok {
+		return nil, nil
+	}
+	host, name, pinned := policy.PinnedHost(pv)
+	if !pinned {
+		return nil, nil
+	}
+	var keys []string
+	if host != "" {
+		keys = append(keys, host)
+	}
+	if name != "" && name != host {
+		keys = append(keys, name)
+	}
+	return keys, nil
 }
 
 func indexPVByOwner(obj any) ([]string, error) {

@@ -274,7 +274,7 @@ func TestWaitsForTheThreshold(t *testing.T) {
 	f.ctrl.cfg.RecheckInterval = time.Hour
 	after, err = f.ctrl.syncNode(ctx, "dead")
 	require.NoError(t, err)
-	assert.Equal(t, 3*time.Minute, after, "requeued after the remaining threshold")
+	assert.Equal(t, 3*time.Minute+time.Second, after, "requeued after the remaining threshold (whole-second timestamps count from the end of the second)")
 	assert.False(t, f.ctrl.isDead("dead"))
 }
 
@@ -286,7 +286,7 @@ func TestClassThresholdOverride(t *testing.T) {
 	after, err := f.ctrl.syncNode(ctx, "dead")
 	require.NoError(t, err)
 	assert.Empty(t, f.mutations(), "10m < 30m class threshold")
-	assert.Equal(t, 20*time.Minute, after)
+	assert.Equal(t, 20*time.Minute+time.Second, after)
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
@@ -601,7 +601,9 @@ func TestEventHandlersEnqueue(t *testing.T) {
 	assert.Equal(t, []string{"n1"}, drain(f.ctrl))
 	f.ctrl.onNodeDelete(cache.DeletedFinalStateUnknown{Key: "n2", Obj: node("n2", "host-2", v1.ConditionUnknown, now)})
 	assert.Equal(t, []string{"n2"}, drain(f.ctrl))
-	assert.Equal(t, "host-2", f.ctrl.hostnameOf("n2", nil))
+	ts, ok := f.ctrl.tombstoneOf("n2")
+	require.True(t, ok)
+	assert.Equal(t, "host-2", ts.hostname)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -658,4 +660,74 @@ func histogramCount(t *testing.T) uint64 {
 	v, err := testutil.GetHistogramMetricCount(replacementSeconds.ObserverMetric)
 	require.NoError(t, err)
 	return v
+}
+
+// strand turns the victim into a pod recreated by its owner while the node
+// was dead: unscheduled and Pending, its claim still bound to the old PV.
+func strand(f *fixture) {
+	for _, o := range f.objects {
+		if p, ok := o.(*v1.Pod); ok && p.Name == "pg-0" {
+			p.UID = "uid-pg-0-recreated"
+			p.Spec.NodeName = ""
+			p.Status = v1.PodStatus{Phase: v1.PodPending}
+		}
+	}
+}
+
+func TestStrandedPodFailsOver(t *testing.T) {
+	f := newFixture(t)
+	f.cluster(optIn, nil, time.Hour)
+	strand(f)
+	ctx := f.start()
+	assert.Contains(t, drain(f.ctrl), "dead")
+	_, err := f.ctrl.syncNode(ctx, "dead")
+	require.NoError(t, err)
+	muts := f.mutations()
+	assert.Equal(t, []string{
+		"patch pods pg-0", "patch persistentvolumes pv-data-pg-0", "delete persistentvolumeclaims data-pg-0",
+		"patch pods pg-0", "delete pods pg-0",
+	}, describe(muts))
+	podDelete := muts[4].(k8stesting.DeleteAction).GetDeleteOptions()
+	assert.Equal(t, types.UID("uid-pg-0-recreated"), *podDelete.Preconditions.UID)
+	assert.NotNil(t, podDelete.Preconditions.ResourceVersion, "a stranded pod is deleted only while unchanged (still unscheduled)")
+}
+
+func TestStrandedPodOfANodeDeletedBeforeTheControllerStarted(t *testing.T) {
+	f := newFixture(t)
+	f.cluster(optIn, nil, time.Hour)
+	strand(f)
+	var kept []runtime.Object
+	for _, o := range f.objects {
+		if n, ok := o.(*v1.Node); ok && n.Name == "dead" {
+			continue
+		}
+		kept = append(kept, o)
+	}
+	f.objects = kept
+	ctx := f.start()
+	// No node has the hostname any more and the node's name is unknown:
+	// the key is the hostname (the kubelet's default node name).
+	assert.Equal(t, []string{"host-dead"}, drain(f.ctrl))
+	_, err := f.ctrl.syncNode(ctx, "host-dead")
+	require.NoError(t, err)
+	assert.Contains(t, describe(f.mutations()), "delete persistentvolumeclaims data-pg-0")
+	pv, err := f.client.CoreV1().PersistentVolumes().Get(ctx, "pv-data-pg-0", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "host-dead", pv.Annotations[policy.AnnFailedOverFromNode])
+}
+
+func TestPendingPodOnAReadyNodesVolumeIsNotStranded(t *testing.T) {
+	f := newFixture(t)
+	f.cluster(optIn, nil, time.Hour)
+	for _, o := range f.objects {
+		if p, ok := o.(*v1.Pod); ok && p.Name == "pg-1" {
+			p.Spec.NodeName = "" // pinned to n1, which is Ready
+			p.Status = v1.PodStatus{Phase: v1.PodPending}
+		}
+	}
+	ctx := f.start()
+	assert.Equal(t, []string{"dead"}, drain(f.ctrl))
+	_, err := f.ctrl.syncNode(ctx, "n1")
+	require.NoError(t, err)
+	assert.Empty(t, describe(f.mutations()))
 }

@@ -112,8 +112,7 @@ func (c *Controller) syncNode(ctx context.Context, nodeName string) (time.Durati
 	}
 
 	now := c.clock.Now()
-	hostname := c.hostnameOf(nodeName, node)
-	cands := c.candidates(ctx, nodeName, node, hostname)
+	cands := c.candidates(ctx, nodeName, node)
 	nodeVerdict := policy.IsNodeDead(node, now, c.cfg.NodeDeadThreshold)
 	if node == nil && len(cands) == 0 && !handOffsPending {
 		c.forgetNode(nodeName)
@@ -169,7 +168,7 @@ func (c *Controller) syncNode(ctx context.Context, nodeName string) (time.Durati
 		}
 	}
 	for _, cand := range due {
-		err := c.failoverPod(ctx, node, nodeName, hostname, cand, since)
+		err := c.failoverPod(ctx, node, nodeName, cand, since)
 		if errors.Is(err, errNodeAlive) {
 			logger.Info("Node came back during failover; stopping", "pod", klog.KObj(cand.pod))
 			return time.Millisecond, nil
@@ -206,48 +205,95 @@ func (c *Controller) checkStillDead(ctx context.Context, nodeName string, thresh
 	return nil
 }
 
-func (c *Controller) hostnameOf(nodeName string, node *v1.Node) string {
+// pinnedTo reports whether pv is pinned to the node (node is nil when it
+// was deleted). For a deleted node the hostname is the one this process saw
+// when it was deleted; if it was deleted before this process saw it, a
+// volume counts as pinned to it when it is pinned to this node name, or to
+// a host that no existing node has (the pod using it was placed by the
+// scheduler where the volume lives). Either way, a volume pinned to a host
+// that an existing node carries belongs to that node, never to a deleted one.
+func (c *Controller) pinnedTo(pv *v1.PersistentVolume, nodeName string, node *v1.Node) bool {
 	if node != nil {
-		return policy.Hostname(node)
-	}
-	if ts, ok := c.tombstoneOf(nodeName); ok {
-		return ts.hostname
-	}
-	return ""
-}
-
-// pinnedTo reports whether pv is pinned to the node. For a node deleted
-// before this process saw it (hostname unknown), a volume counts as pinned
-// to it when it is pinned to a host that no existing node has (and, if it
-// names a node, to this one): the pod bound to the deleted node uses it,
-// so the scheduler placed the pod on that host.
-func (c *Controller) pinnedTo(pv *v1.PersistentVolume, nodeName, hostname string) bool {
-	if hostname != "" {
-		return policy.VolumePinnedToNode(pv, nodeName, hostname)
+		return policy.VolumePinnedToNode(pv, nodeName, policy.Hostname(node))
 	}
 	h, n, pinned := policy.PinnedHost(pv)
 	if !pinned || (n != "" && n != nodeName) {
 		return false
 	}
-	if h == "" || h == nodeName {
-		return true
+	if h == "" {
+		return true // pinned by node name only, to this node
 	}
-	others, err := c.nodeIndexer.ByIndex(nodesByHostname, h)
-	return err == nil && len(others) == 0
+	if live, err := c.nodeIndexer.ByIndex(nodesByHostname, h); err != nil || len(live) > 0 {
+		return false
+	}
+	if ts, ok := c.tombstoneOf(nodeName); ok && ts.hostname != "" {
+		return ts.hostname == h
+	}
+	return true
 }
 
-// candidates lists the pods bound to the node that have claims bound to
-// volumes pinned to it and are opted in (or whose failover is already in
-// progress), from the informer caches.
-func (c *Controller) candidates(ctx context.Context, nodeName string, node *v1.Node, hostname string) []candidate {
-	logger := klog.FromContext(ctx)
-	objs, err := c.podIndexer.ByIndex(podsByNode, nodeName)
-	if err != nil {
-		return nil
+// hostKeys are the index keys of the volumes that may be pinned to the node.
+func (c *Controller) hostKeys(nodeName string, node *v1.Node) []string {
+	keys := []string{nodeName}
+	host := ""
+	if node != nil {
+		host = policy.Hostname(node)
+	} else if ts, ok := c.tombstoneOf(nodeName); ok {
+		host = ts.hostname
 	}
+	if host != "" && host != nodeName {
+		keys = append(keys, host)
+	}
+	return keys
+}
+
+// affectedPods returns the pods bound to the node and the stranded ones:
+// unscheduled pods whose claims are bound to volumes pinned to the node
+// (recreated by their owner after the old pod was deleted, by hand or by
+// the pod GC, while the node was dead).
+func (c *Controller) affectedPods(nodeName string, node *v1.Node) []*v1.Pod {
+	var pods []*v1.Pod
+	seen := map[types.UID]bool{}
+	if objs, err := c.podIndexer.ByIndex(podsByNode, nodeName); err == nil {
+		for _, o := range objs {
+			p := o.(*v1.Pod)
+			seen[p.UID] = true
+			pods = append(pods, p)
+		}
+	}
+	for _, key := range c.hostKeys(nodeName, node) {
+		pvs, err := c.pvIndexer.ByIndex(pvsByPinnedHost, key)
+		if err != nil {
+			continue
+		}
+		for _, o := range pvs {
+			pv := o.(*v1.PersistentVolume)
+			if pv.Spec.ClaimRef == nil {
+				continue
+			}
+			users, err := c.podIndexer.ByIndex(podsByClaim, pv.Spec.ClaimRef.Namespace+"/"+pv.Spec.ClaimRef.Name)
+			if err != nil {
+				continue
+			}
+			for _, u := range users {
+				p := u.(*v1.Pod)
+				if p.Spec.NodeName == "" && !seen[p.UID] {
+					seen[p.UID] = true
+					pods = append(pods, p)
+				}
+			}
+		}
+	}
+	return pods
+}
+
+// candidates lists the affected pods (see affectedPods) that have claims
+// bound to volumes pinned to the node and are opted in (or whose failover
+// is already in progress), from the informer caches.
+func (c *Controller) candidates(ctx context.Context, nodeName string, node *v1.Node) []candidate {
+	logger := klog.FromContext(ctx)
 	var out []candidate
-	for _, o := range objs {
-		pod := o.(*v1.Pod)
+	for _, pod := range c.affectedPods(nodeName, node) {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
 		}
@@ -259,7 +305,7 @@ func (c *Controller) candidates(ctx context.Context, nodeName string, node *v1.N
 				continue
 			}
 			pv, err := c.pvLister.Get(pvc.Spec.VolumeName)
-			if err != nil || !c.pinnedTo(pv, nodeName, hostname) {
+			if err != nil || !c.pinnedTo(pv, nodeName, node) {
 				continue
 			}
 			claims = append(claims, pinnedClaim{name: name, pv: pv.Name, class: classOf(pvc, pv)})
@@ -408,7 +454,7 @@ func (c *Controller) hook(step Step, pod *v1.Pod) error {
 
 // failoverPod runs the gates for one pod of a dead node and, if they agree,
 // its failover (see "Why the order of a failover is safe" above).
-func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName, hostname string, cand candidate, notReadySince time.Time) error {
+func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName string, cand candidate, notReadySince time.Time) error {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "pod", klog.KObj(cand.pod))
 	ctx = klog.NewContext(ctx, logger)
 	pods := c.client.CoreV1().Pods(cand.pod.Namespace)
@@ -421,8 +467,8 @@ func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName, h
 	if err != nil {
 		return err
 	}
-	if pod.UID != cand.pod.UID || pod.Spec.NodeName != nodeName {
-		return nil
+	if pod.UID != cand.pod.UID || pod.Spec.NodeName != cand.pod.Spec.NodeName {
+		return nil // replaced, or a stranded pod got scheduled meanwhile
 	}
 	inProgress := policy.PodPhaseActive(pod.Annotations[policy.AnnFailoverPhase])
 	own := cand.owner
@@ -521,7 +567,7 @@ func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName, h
 	}
 
 	for _, name := range podClaimNames(pod) {
-		if err := c.failoverClaim(ctx, pod, name, nodeName, hostname, own, cand.threshold, startedAt, notReadySince); err != nil {
+		if err := c.failoverClaim(ctx, pod, name, nodeName, node, own, cand.threshold, startedAt, notReadySince); err != nil {
 			return err
 		}
 	}
@@ -543,9 +589,26 @@ func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName, h
 	if err := c.checkStillDead(ctx, nodeName, cand.threshold); err != nil {
 		return err
 	}
+	preconditions := &metav1.Preconditions{UID: ptr.To(pod.UID)}
+	if cand.pod.Spec.NodeName == "" {
+		// A stranded pod may have been scheduled since its claims were
+		// recreated: delete it only as long as it is unchanged.
+		fresh, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fresh.UID != pod.UID || fresh.Spec.NodeName != "" {
+			c.release(own.key, podKey)
+			return nil
+		}
+		preconditions.ResourceVersion = ptr.To(fresh.ResourceVersion)
+	}
 	err = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
-		Preconditions:      &metav1.Preconditions{UID: ptr.To(pod.UID)},
+		Preconditions:      preconditions,
 	})
 	switch {
 	case err == nil:
@@ -569,7 +632,7 @@ func (c *Controller) failoverPod(ctx context.Context, node *v1.Node, nodeName, h
 // deletes the claim with a UID precondition. Everything is re-read first;
 // claims that are already deleted, unbound, not pinned to the node or not
 // opted in are left alone.
-func (c *Controller) failoverClaim(ctx context.Context, pod *v1.Pod, claimName, nodeName, hostname string, own owner,
+func (c *Controller) failoverClaim(ctx context.Context, pod *v1.Pod, claimName, nodeName string, node *v1.Node, own owner,
 	threshold time.Duration, startedAt string, notReadySince time.Time) error {
 	logger := klog.FromContext(ctx)
 	claims := c.client.CoreV1().PersistentVolumeClaims(pod.Namespace)
@@ -591,7 +654,7 @@ func (c *Controller) failoverClaim(ctx context.Context, pod *v1.Pod, claimName, 
 	if err != nil {
 		return err
 	}
-	if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != pvc.UID || !c.pinnedTo(pv, nodeName, hostname) || !c.claimOptedIn(pvc, pv, own) {
+	if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != pvc.UID || !c.pinnedTo(pv, nodeName, node) || !c.claimOptedIn(pvc, pv, own) {
 		return nil
 	}
 	if err := c.checkStillDead(ctx, nodeName, threshold); err != nil {
@@ -711,12 +774,7 @@ func (c *Controller) mergePatch(ctx context.Context, resource, namespace, name s
 func (c *Controller) abortInFlight(ctx context.Context, node *v1.Node) error {
 	logger := klog.FromContext(ctx)
 	defer c.releaseNode(node.Name)
-	objs, err := c.podIndexer.ByIndex(podsByNode, node.Name)
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		pod := o.(*v1.Pod)
+	for _, pod := range c.affectedPods(node.Name, node) {
 		c.mu.Lock()
 		delete(c.dryRunReported, pod.UID)
 		delete(c.lastBlocked, string(pod.UID))
@@ -812,8 +870,11 @@ func (c *Controller) syncHandOffs(ctx context.Context, nodeName string) (bool, e
 			pending = true
 			continue
 		}
+		// The replacement: a new pod, or the very pod if it was stranded
+		// (unscheduled) and got scheduled once its claims were recreated;
+		// never the old pod on the dead node.
 		repl, err := c.podLister.Pods(podRef.Namespace).Get(podRef.Name)
-		if err != nil || repl.UID == podRef.UID || !policy.IsPodRunning(repl) {
+		if err != nil || (repl.UID == podRef.UID && repl.Spec.NodeName == nodeName) || !policy.IsPodRunning(repl) {
 			pending = true
 			continue
 		}

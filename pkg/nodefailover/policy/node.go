@@ -41,13 +41,19 @@ type NodeVerdict struct {
 	Message string
 }
 
+// TimestampPrecision is the precision of timestamps read from the API
+// (metav1.Time serialises whole seconds).
+const TimestampPrecision = time.Second
+
 // IsNodeDead decides whether node is dead at now: a nil node (deleted) is
 // dead at once; a node whose Ready condition is not True and that carries
 // the node.kubernetes.io/out-of-service taint is dead at once (as for the
 // pod GC controller, the taint only counts on a node that is not Ready:
 // an administrator's word does not outweigh a kubelet that is heartbeating);
 // otherwise a node is dead when its Ready condition has not been True for
-// at least threshold, measured from the condition's lastTransitionTime.
+// at least threshold, measured from the condition's lastTransitionTime (from
+// the end of the second it names, as API timestamps are truncated to whole
+// seconds: the node was certainly not Ready for the whole threshold).
 // A lastTransitionTime in the future (clock skew) counts as now, so skew
 // can only delay a failover, never hasten it.
 func IsNodeDead(node *v1.Node, now time.Time, threshold time.Duration) NodeVerdict {
@@ -73,7 +79,13 @@ func IsNodeDead(node *v1.Node, now time.Time, threshold time.Duration) NodeVerdi
 			Message: fmt.Sprintf("node is not Ready (Ready=%s) and tainted %s", status, v1.TaintNodeOutOfService),
 		}
 	}
-	elapsed := max(now.Sub(since), 0)
+	// API timestamps have second precision: the condition changed at some
+	// point within the second it names, so count from the end of it.
+	start := since
+	if start.Nanosecond() == 0 {
+		start = start.Add(TimestampPrecision)
+	}
+	elapsed := max(now.Sub(start), 0)
 	if elapsed >= threshold {
 		return NodeVerdict{
 			Dead: true, Reason: NodeNotReadyTooLong, NotReadySince: since,

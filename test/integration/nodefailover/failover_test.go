@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-dev/berth/pkg/nodefailover"
 	"github.com/berth-dev/berth/pkg/nodefailover/policy"
@@ -331,6 +332,56 @@ func TestOwnerOptIn(t *testing.T) {
 	s.startFailover(nil)
 	v := s.victim(2)
 	s.killNode(v.node)
+	s.waitForReplacement(v)
+	s.checkFailedOver(v)
+}
+
+// waitStranded waits until the owner has recreated replica v.ordinal as an
+// unscheduled pod (its claim still pinned to the dead node) and returns it.
+func (s *scenario) waitStranded(v victim) *v1.Pod {
+	return s.e.WaitForPod(s.podName(v.ordinal), "recreated and stranded (unschedulable)", func(p *v1.Pod) bool {
+		c := framework.PodCondition(p, v1.PodScheduled)
+		return p.UID != v.podUID && p.Spec.NodeName == "" && c != nil && c.Status == v1.ConditionFalse
+	})
+}
+
+// TestStrandedPodAfterForceDelete: an administrator force-deletes the pod
+// of a dead node before the threshold; the StatefulSet recreates it and it
+// is stranded, Pending on a claim pinned to the dead node
+// (kubernetes#78756). After the threshold the controller fails the stranded
+// pod over.
+func TestStrandedPodAfterForceDelete(t *testing.T) {
+	s := newScenario(t, scenarioOptions{classAnnotations: optedIn()})
+	s.startFailover(func(c *nodefailover.Config) { c.NodeDeadThreshold = 6 * time.Second })
+	v := s.victim(1)
+	s.killNode(v.node)
+	require.NoError(t, s.e.Client.CoreV1().Pods(s.e.Namespace).Delete(s.e.Ctx, s.podName(1), metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+	stranded := s.waitStranded(v)
+	assert.Equal(t, v.claimUID, s.claim(1).UID, "the stranded pod still has the old claim")
+	p, _ := s.waitForReplacement(v)
+	assert.NotEqual(t, stranded.UID, p.UID)
+	s.checkFailedOver(v)
+}
+
+// TestStrandedPodAfterNodeDeletedWhileControllerDown: the node is deleted
+// while the controller is not running; the pod GC deletes its pod and the
+// StatefulSet recreates it, stranded. A controller started afterwards has
+// never seen the node (it does not know its name, only the hostname its
+// volume is pinned to) and still fails the pod over.
+func TestStrandedPodAfterNodeDeletedWhileControllerDown(t *testing.T) {
+	s := newScenario(t, scenarioOptions{classAnnotations: optedIn()})
+	v := s.victim(1)
+	var host string
+	for _, n := range s.nodes {
+		if n.Name == v.node {
+			host = framework.Hostname(n)
+		}
+	}
+	v.fromNode = host
+	s.e.StopNode(v.node)
+	require.NoError(t, s.e.Client.CoreV1().Nodes().Delete(s.e.Ctx, v.node, metav1.DeleteOptions{}))
+	s.waitStranded(v)
+	s.startFailover(func(c *nodefailover.Config) { c.NodeDeadThreshold = time.Hour })
 	s.waitForReplacement(v)
 	s.checkFailedOver(v)
 }

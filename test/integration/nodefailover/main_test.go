@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/berth-dev/berth/pkg/nodefailover"
 	"github.com/berth-dev/berth/pkg/nodefailover/policy"
@@ -139,6 +140,8 @@ type victim struct {
 	claimUID types.UID
 	pv       string
 	node     string
+	// fromNode is the node name the failover records (default node).
+	fromNode string
 }
 
 func (s *scenario) victim(ordinal int) victim {
@@ -182,7 +185,9 @@ func (s *scenario) startFailover(mod func(*nodefailover.Config)) failover {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	ctrl, err := nodefailover.New(client, metadataClient, mapper, factory, cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithName("nodefailover")))
+	// The controller logs into the test's log (shown with -v or on failure).
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2), ktesting.BufferLogs(false)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger.WithName("nodefailover")))
 	factory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	wg.Go(func() { ctrl.Run(ctx) })
@@ -246,7 +251,11 @@ func (s *scenario) checkFailedOver(v victim) {
 		return c.UID != v.claimUID && c.Status.Phase == v1.ClaimBound && c.Annotations[policy.AnnFailedOverFromPV] != ""
 	})
 	assert.NotEqual(t, v.pv, claim.Spec.VolumeName, "the new claim is bound to a new PV")
-	assert.Equal(t, v.node, claim.Annotations[policy.AnnFailedOverFromNode])
+	fromNode := v.node
+	if v.fromNode != "" {
+		fromNode = v.fromNode
+	}
+	assert.Equal(t, fromNode, claim.Annotations[policy.AnnFailedOverFromNode])
 	assert.Equal(t, v.pv, claim.Annotations[policy.AnnFailedOverFromPV])
 	_, err := time.Parse(time.RFC3339, claim.Annotations[policy.AnnFailedOverAt])
 	assert.NoError(t, err, "%s is RFC3339", policy.AnnFailedOverAt)
@@ -267,7 +276,7 @@ func (s *scenario) checkFailedOver(v victim) {
 	})
 	assert.Equal(t, v1.PersistentVolumeReclaimRetain, old.Spec.PersistentVolumeReclaimPolicy, "old PV retained")
 	assert.Equal(t, v1.VolumeReleased, old.Status.Phase, "old PV released, data kept")
-	assert.Equal(t, v.node, old.Annotations[policy.AnnFailedOverFromNode])
+	assert.Equal(t, fromNode, old.Annotations[policy.AnnFailedOverFromNode])
 	assert.Equal(t, fmt.Sprintf("%s/%s/%s", e.Namespace, s.claimName(v.ordinal), v.claimUID), old.Annotations[policy.AnnFailedOverClaim])
 	assert.Equal(t, claim.Annotations[policy.AnnFailedOverAt], old.Annotations[policy.AnnFailedOverAt])
 	assert.Equal(t, string(claim.UID), old.Annotations[policy.AnnFailedOverToClaimUID])
