@@ -109,9 +109,17 @@ func run(opts localcluster.Options, cmd string, args []string) error {
 			return err
 		}
 		if args[0] == "stop" {
-			return c.StopNode(ctx, args[1])
+			if err := c.StopNode(ctx, args[1]); err != nil {
+				return err
+			}
+			fmt.Printf("node %s stopped: no more heartbeats until `node resume %s`\n", args[1], args[1])
+			return nil
 		}
-		return c.ResumeNode(ctx, args[1])
+		if err := c.ResumeNode(ctx, args[1]); err != nil {
+			return err
+		}
+		fmt.Printf("node %s resumed\n", args[1])
+		return nil
 	case "check":
 		c, err := localcluster.Attach(opts)
 		if err != nil {

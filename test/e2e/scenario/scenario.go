@@ -59,9 +59,11 @@ type Scenario struct {
 	// Replicas (default 3) and ClaimSize (default "10Gi") of the set.
 	Replicas  int32
 	ClaimSize string
-	// ClassAnnotations are added to the StorageClass (which always opts
-	// in with berth.dev/failover: enabled), e.g. a failover threshold.
+	// ClassAnnotations are added to the StorageClass, e.g. a failover
+	// threshold. The class opts in with berth.dev/failover: enabled unless
+	// NoOptIn is set.
 	ClassAnnotations map[string]string
+	NoOptIn          bool
 	// LocalPath is the PVs' spec.local.path (default /tmp): real kubelets
 	// need it to exist on the node; simulated ones ignore it.
 	LocalPath string
@@ -154,7 +156,10 @@ func (s *Scenario) Install(ctx context.Context, disks []Disk) error {
 	if err != nil {
 		return fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
 	}
-	ann := map[string]string{policy.AnnFailover: policy.FailoverEnabled}
+	ann := map[string]string{}
+	if !s.NoOptIn {
+		ann[policy.AnnFailover] = policy.FailoverEnabled
+	}
 	for k, v := range s.ClassAnnotations {
 		ann[k] = v
 	}
