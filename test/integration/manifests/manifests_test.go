@@ -137,6 +137,20 @@ func TestServerSideDryRun(t *testing.T) {
 			assert.Equal(t, o.GetName(), out.GetName())
 		}
 	}
+	// The examples too, into the test's namespace.
+	examples, err := manifests.Render(filepath.Join(manifests.RepoDir(), "examples"))
+	require.NoError(t, err, "kustomize build manifests/examples")
+	var kinds []string
+	for _, o := range examples {
+		kinds = append(kinds, o.GetKind())
+		if o.GetKind() == "Service" || o.GetKind() == "StatefulSet" {
+			o.SetNamespace(e.Namespace) // the examples leave it to `-n`
+		}
+		_, err := applier.Apply(e.Ctx, o, true)
+		assert.NoError(t, err)
+	}
+	assert.ElementsMatch(t, []string{"StorageClass", "PersistentVolume", "Service", "StatefulSet"}, kinds)
+
 	// Dry run means nothing was stored.
 	_, err = e.Client.AppsV1().Deployments("berth-system").Get(e.Ctx, "berth-scheduler", metav1.GetOptions{})
 	assert.True(t, err != nil, "a dry-run Deployment must not be persisted")
