@@ -80,6 +80,13 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// Binding is a claim's PV, its capacity and the claim's request (bytes).
+type Binding struct {
+	PV       string `json:"pv"`
+	Capacity int64  `json:"capacity"`
+	Request  int64  `json:"request"`
+}
+
 // Latency percentiles in seconds.
 type Latency struct {
 	P50 float64 `json:"p50"`
@@ -134,6 +141,9 @@ type Result struct {
 	WastedBytes    int64   `json:"wastedBytes"`
 	WastedGiB      float64 `json:"wastedGiB"`
 	RequestedBytes int64   `json:"requestedBytes"`
+	// Bindings maps each bound claim to its PV, to compare waste on the
+	// same claims when a run stopped early.
+	Bindings map[string]Binding `json:"bindings"`
 	// Misplaced counts claims bound to a PV not on their pod's node (must
 	// be 0).
 	Misplaced int `json:"misplaced"`
@@ -476,6 +486,10 @@ func (res *Result) fill(p *plan, s snapshot, t0, windowEnd time.Time) {
 			continue
 		}
 		res.ClaimsBound++
+		if res.Bindings == nil {
+			res.Bindings = map[string]Binding{}
+		}
+		res.Bindings[claim] = Binding{PV: vol, Capacity: capacity, Request: p.claimRequest[claim]}
 		res.WastedBytes += capacity - p.claimRequest[claim]
 		res.RequestedBytes += p.claimRequest[claim]
 		if node, ok := s.podNode[claimPod[claim]]; ok && node != pvNode[vol] {
