@@ -110,6 +110,17 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// TestKindOverlay: make e2e-kind deploys the base with the image tag that
+// `make image` builds and kind loads.
+func TestKindOverlay(t *testing.T) {
+	objs, err := manifests.Render(filepath.Join(manifests.RepoDir(), "..", "test", "e2e", "kind"))
+	require.NoError(t, err)
+	for _, name := range []string{"berth-scheduler", "berth-nodefailover"} {
+		d := find[appsv1.Deployment](t, objs, "Deployment", "berth-system", name)
+		assert.Equal(t, "ghcr.io/berth-dev/berth:dev", d.Spec.Template.Spec.Containers[0].Image)
+	}
+}
+
 // TestServerSideDryRun applies every rendered object with DryRun=All and
 // strict field validation against the integration kube-apiserver: a
 // misspelt field, a wrong type or an object admission rejects fails here.
