@@ -165,6 +165,12 @@ type Result struct {
 	HeapBaselineBytes uint64 `json:"heapBaselineBytes"`
 	HeapPeakBytes     uint64 `json:"heapPeakBytes"`
 
+	// APIWrites counts the kube-apiserver's mutating requests during the
+	// window by resource[/subresource] (apiserver_request_total), from
+	// every client: pod creations, the scheduler, the PV controller, events.
+	APIWrites      map[string]float64 `json:"apiWrites"`
+	APIWritesTotal float64            `json:"apiWritesTotal"`
+
 	// Timeline are the seconds (from the first pod creation) at which each
 	// done pod was done, sorted.
 	Timeline   []float64 `json:"timeline"`
@@ -365,6 +371,7 @@ func drive(ctx context.Context, o Options, cp *framework.ControlPlane, p *plan, 
 		}
 	}()
 	cpuBefore := processCPU()
+	writesBefore := apiWrites()
 	t0 := time.Now()
 	var createErrs atomic.Int64
 	createDone := make(chan struct{})
@@ -404,6 +411,10 @@ func drive(ctx context.Context, o Options, cp *framework.ControlPlane, p *plan, 
 	pprof.StopCPUProfile()
 	profiling = false
 	res.ProcessCPUSeconds = processCPU() - cpuBefore
+	res.APIWrites = diffCounts(writesBefore, apiWrites())
+	for _, n := range res.APIWrites {
+		res.APIWritesTotal += n
+	}
 	res.HeapBaselineBytes, res.HeapPeakBytes = heap.stop()
 
 	snap := rec.snapshot()
@@ -505,8 +516,8 @@ func (res *Result) Summary() string {
 	if res.TimedOut {
 		status = fmt.Sprintf("TIMED OUT after %.0fs", res.TimeoutSeconds)
 	}
-	return fmt.Sprintf("%s: %d/%d pods in %.1fs = %.1f pods/s, latency p50 %.3fs p90 %.3fs p99 %.3fs (creation→claimRef p50 %.3fs, claimRef→Bound p50 %.3fs p99 %.3fs), waste %.0f GiB over %d claims, scheduler CPU %.1fs (process %.1fs), heap %.0f→%.0f MiB",
-		status, res.PodsDone, res.Pods, res.DurationSeconds, res.PodsPerSecond,
+	return fmt.Sprintf("%s: %d/%d pods in %.1fs = %.1f pods/s, %.0f API writes, latency p50 %.3fs p90 %.3fs p99 %.3fs (creation→claimRef p50 %.3fs, claimRef→Bound p50 %.3fs p99 %.3fs), waste %.0f GiB over %d claims, scheduler CPU %.1fs (process %.1fs), heap %.0f→%.0f MiB",
+		status, res.PodsDone, res.Pods, res.DurationSeconds, res.PodsPerSecond, res.APIWritesTotal,
 		res.Latency.P50, res.Latency.P90, res.Latency.P99, res.ToClaimRef.P50, res.ClaimRefToBound.P50, res.ClaimRefToBound.P99, res.WastedGiB, res.ClaimsBound,
 		res.SchedulerCPUSeconds, res.ProcessCPUSeconds,
 		float64(res.HeapBaselineBytes)/(1<<20), float64(res.HeapPeakBytes)/(1<<20))
