@@ -23,6 +23,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -103,7 +104,12 @@ type Controller struct {
 type tombstone struct {
 	hostname      string
 	notReadySince time.Time
+	deletedAt     time.Time
 }
+
+// tombstoneTTL is how long the last state of a deleted node is kept (its
+// hostname names the node of pods stranded on its volumes later on).
+const tombstoneTTL = 24 * time.Hour
 
 // Option customises New.
 type Option func(*Controller)
@@ -184,7 +190,12 @@ func New(client kubernetes.Interface, metadataClient metadata.Interface, mapper 
 		{pods.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.onPod(obj) },
 			UpdateFunc: func(_, obj any) { c.onPod(obj) },
-			DeleteFunc: func(obj any) { c.onPod(obj) },
+			DeleteFunc: func(obj any) {
+				if pod, ok := obj.(*v1.Pod); ok {
+					c.forgetPod(pod.UID)
+				}
+				c.onPod(obj)
+			},
 		}},
 		{pvcs.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.onClaim(obj) },
@@ -239,6 +250,7 @@ func (c *Controller) Run(ctx context.Context) {
 	if !cache.WaitForNamedCacheSync(ComponentName, ctx.Done(), c.synced...) {
 		return
 	}
+	c.sweep()
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
@@ -247,6 +259,21 @@ func (c *Controller) Run(ctx context.Context) {
 	c.queue.ShutDown()
 	wg.Wait()
 	logger.Info("Stopped node failover controller")
+}
+
+// sweep queues the nodes of stranded pods once every cache is synced: the
+// pod handler may have seen a pod before the claim and volume caches were
+// filled.
+func (c *Controller) sweep() {
+	pods, err := c.podLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, pod := range pods {
+		if pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil {
+			c.enqueueStranded(pod)
+		}
+	}
 }
 
 func (c *Controller) worker(ctx context.Context) {
@@ -309,25 +336,35 @@ func (c *Controller) onNodeDelete(obj any) {
 	if !ok {
 		return
 	}
-	ts := tombstone{hostname: policy.Hostname(node)}
+	now := c.clock.Now()
+	ts := tombstone{hostname: policy.Hostname(node), notReadySince: now, deletedAt: now}
 	if !policy.IsNodeReady(node) {
-		if rc := policy.ReadyCondition(node); rc != nil {
+		if rc := policy.ReadyCondition(node); rc != nil && !rc.LastTransitionTime.IsZero() {
 			ts.notReadySince = rc.LastTransitionTime.Time
 		}
 	}
 	c.mu.Lock()
+	for name, old := range c.tombstones {
+		if now.Sub(old.deletedAt) > tombstoneTTL {
+			delete(c.tombstones, name)
+		}
+	}
 	c.tombstones[node.Name] = ts
 	c.mu.Unlock()
 	c.queue.Add(node.Name)
 }
 
 func (c *Controller) onPod(obj any) {
+	deleted := false
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
+		obj, deleted = t.Obj, true
 	}
 	pod, ok := obj.(*v1.Pod)
 	if !ok {
 		return
+	}
+	if deleted {
+		c.forgetPod(pod.UID)
 	}
 	if pod.Spec.NodeName != "" {
 		if node, err := c.nodeLister.Get(pod.Spec.NodeName); err != nil || !policy.IsNodeReady(node) {
@@ -628,9 +665,18 @@ func (c *Controller) tombstoneOf(node string) (tombstone, bool) {
 	return ts, ok
 }
 
+// forgetPod drops what is remembered about a deleted pod.
+func (c *Controller) forgetPod(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.lastBlocked, string(uid))
+	delete(c.dryRunReported, uid)
+}
+
+// forgetNode drops a deleted node that has no work left (its tombstone is
+// kept, see tombstoneTTL).
 func (c *Controller) forgetNode(node string) {
 	c.mu.Lock()
-	delete(c.tombstones, node)
 	delete(c.lastBlocked, "node/"+node)
 	c.mu.Unlock()
 	c.setDead(node, false)
