@@ -535,7 +535,7 @@ func TestConcurrentAccess(t *testing.T) {
 
 	stop := make(chan struct{})
 	var readers, writers sync.WaitGroup
-	for r := 0; r < 4; r++ {
+	for r := 0; r < 3; r++ {
 		readers.Add(1)
 		go func(seed int64) {
 			defer readers.Done()
@@ -571,7 +571,7 @@ func TestConcurrentAccess(t *testing.T) {
 			defer writers.Done()
 			rng := rand.New(rand.NewSource(int64(100 + w)))
 			rv := 1000 * (w + 1)
-			for i := 0; i < 500; i++ {
+			for i := 0; i < 300; i++ {
 				h, p := rng.Intn(hosts), rng.Intn(perHost)
 				name := fmt.Sprintf("pv-%d-%d", h, p)
 				switch rng.Intn(6) {
