@@ -701,7 +701,11 @@ func (c *Cluster) waitFor(ctx context.Context, proc Proc, what string, cond func
 		return cond(ctx)
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %s: %w\n--- last lines of %s:\n%s", what, err, c.rel(proc.Log), tail(proc.Log, 15))
+		hint := ""
+		if lines, _ := grep(proc.Log, "forbidden"); len(lines) > 0 && contains(Audited, proc.Name) {
+			hint = fmt.Sprintf(" (%s was denied access %d times: the RBAC in manifests/ is missing a permission)", proc.Name, len(lines))
+		}
+		return fmt.Errorf("waiting for %s: %w%s\n--- last lines of %s:\n%s", what, err, hint, c.rel(proc.Log), tail(proc.Log, 15))
 	}
 	return nil
 }
