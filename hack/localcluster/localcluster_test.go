@@ -100,7 +100,7 @@ func TestProcs(t *testing.T) {
 	other.Binary = "/not/the/binary"
 	assert.False(t, alive(other), "a PID running another executable is not ours")
 
-	require.NoError(t, p.stopAll(5 * time.Second))
+	require.NoError(t, p.stopAll(5*time.Second))
 	assert.False(t, p.running(*proc))
 	st, err = ReadState(dir)
 	require.NoError(t, err)
