@@ -19,6 +19,7 @@ import (
 func main() {
 	command := app.NewSchedulerCommand(plugins.Options()...)
 	command.Use = "berth-scheduler"
+	honorKubeconfigFlag(command)
 	command.Short = "kube-scheduler with Berth's local-volume plugins (" + version.String() + ")"
 	version.RegisterMetrics()
 	klog.InfoS("Starting berth-scheduler", "version", version.Version, "commit", version.GitCommit, "built", version.BuildDate)
