@@ -287,8 +287,21 @@ func render(fixtures []fixture, charts []string, chartLink, notes string) string
 	w("Latency is pod creation → pod bound with all its claims Bound. Waste is Σ(PV capacity − request) over the claims bound in the run (per claim in brackets, which compares runs that bound different numbers of claims). ")
 	w("CPU: the scheduler's own CPU seconds during the window, from a CPU profile of the process in which every goroutine the scheduler starts carries the pprof label component=scheduler (the API server, etcd, PV controller and driver carry their own labels; Go's GC workers are unlabelled); process CPU is getrusage for the whole process. ")
 	w("Heap is the whole process (API server and etcd included): peak during the window and, in brackets, the rise from just before the first pod.\n\n")
-	w("Machine: %s, %d cores, %d GiB, Linux %s, %s. Load average at the first run's start: %s (other test suites shared the machine; see the note below).\n\n",
-		first.Machine.CPU, first.Machine.Cores, first.Machine.MemoryGiB, first.Machine.Kernel, first.Machine.Go, first.Machine.LoadAvg)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, f := range fixtures {
+		for _, r := range f.runs {
+			var l float64
+			if _, err := fmt.Sscan(r.Machine.LoadAvg, &l); err == nil {
+				lo, hi = math.Min(lo, l), math.Max(hi, l)
+			}
+		}
+	}
+	load := "unknown"
+	if lo <= hi {
+		load = fmt.Sprintf("%.1f–%.1f", lo, hi)
+	}
+	w("Machine: %s, %d cores, %d GiB, Linux %s, %s. One-minute load average when the runs started: %s on 2 cores (other test suites shared the machine; see the notes below).\n\n",
+		first.Machine.CPU, first.Machine.Cores, first.Machine.MemoryGiB, first.Machine.Kernel, first.Machine.Go, load)
 
 	w("| fixture (nodes×PVs, pods×claims) | scheduler | pods done | time (s) | pods/s | p50 (s) | p90 (s) | p99 (s) | waste GiB (per claim) | scheduler CPU s (ms/pod) | process CPU s | heap peak MiB (rise) |\n")
 	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
