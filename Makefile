@@ -85,9 +85,9 @@ IMAGE ?= ghcr.io/berth-dev/berth:dev
 KIND_CLUSTER ?= berth-e2e
 
 .PHONY: local-build
-local-build: ## Build everything the local cluster runs into bin/ (the first build compiles Kubernetes: about 10 minutes on 2 cores).
+local-build: ## Build everything the local cluster runs into bin/ (the first build compiles Kubernetes: 7-13 minutes on 2 cores).
 	@mkdir -p $(BIN)
-	@if [ ! -x $(BIN)/kube-apiserver ]; then echo "Building the local cluster's binaries from Go modules. The first build compiles about 2,700 packages of Kubernetes, etcd and Berth and takes about 10 minutes on 2 idle cores (longer on a busy machine); later builds take seconds."; fi
+	@if [ ! -x $(BIN)/kube-apiserver ]; then echo "Building the local cluster's binaries from Go modules. The first build compiles about 2,700 packages of Kubernetes, etcd and Berth and takes 7-13 minutes on 2 cores; later builds take seconds."; fi
 	@hack/gobuild.sh "kube-apiserver, kube-controller-manager $(K8S_VERSION), berth-localcluster, berth-simkubelet, berth-demo" \
 		-ldflags "-s -w $(K8S_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./hack/cmd/...
 	@hack/gobuild.sh "berth-scheduler, berth-nodefailover" -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/scheduler ./cmd/nodefailover
