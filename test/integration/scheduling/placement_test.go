@@ -34,6 +34,25 @@ func TestTightestFitAcrossNodes(t *testing.T) {
 	e.WaitForPVCBoundTo("data", e.Name("pv-12gi"))
 }
 
+// The same placement under the in-tree default profile of 1.37, where the
+// StorageCapacityScoring gate is on by default with a shape that prefers the
+// emptiest volume: the 10Gi claim takes the 100Gi disk.
+func TestTightestFitInTreeDefaultTakesLargest(t *testing.T) {
+	e := framework.NewEnv(t)
+	e.StartControllers(framework.PersistentVolumeBinder)
+	e.StartScheduler(framework.WithInTreeDefaultProfile("in-tree"))
+	class := localClass(e)
+	nodes := localNodes(e, 3)
+	for i, size := range []string{"100Gi", "12Gi", "50Gi"} {
+		e.CreateLocalPV(framework.LocalPVOptions{Name: e.Name("pv-" + strings.ToLower(size)), Hostname: framework.Hostname(nodes[i]), StorageClass: class, Capacity: size})
+	}
+	e.CreatePVC(framework.PVCOptions{Name: "data", StorageClass: class, Request: "10Gi"})
+	e.CreatePod(framework.PodOptions{Name: "db", SchedulerName: "in-tree", PVCs: []string{"data"}})
+
+	e.WaitForPodScheduledTo("db", nodes[0].Name)
+	e.WaitForPVCBoundTo("data", e.Name("pv-100gi"))
+}
+
 // Scenario 2: claims A=10Gi and B=20Gi (selector tier=fast) against P1=20Gi
 // tier=fast and P2=100Gi. The in-tree greedy loop gives A the smallest fit,
 // P1, and then B fits nothing; Berth finds A→P2, B→P1. The same pod under
