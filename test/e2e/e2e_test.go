@@ -169,7 +169,7 @@ func TestFailover(t *testing.T) {
 	ctl := newScenario(t, c, "noopt")
 	ctl.NoOptIn, ctl.Replicas = true, 1
 	ctl.ClassAnnotations[policy.AnnFailoverWithoutHealthyPeer] = "true"
-	require.NoError(t, ctl.Install(ctx, []scenario.Disk{{Node: victim.Node, Size: "10Gi"}, {Node: n[3], Size: "10Gi"}}))
+	require.NoError(t, ctl.Install(ctx, []scenario.Disk{{Node: victim.Node, Size: "10Gi"}}))
 	_, err = ctl.CreateStatefulSet(ctx)
 	require.NoError(t, err)
 	ctlBefore, err := ctl.WaitRunning(ctx, 0, placementTimeout, nil)
