@@ -109,11 +109,11 @@ demo: local-build ## The main job on a local cluster: tightest-fit placement, a 
 
 .PHONY: e2e
 e2e: local-build ## The e2e suite (test/e2e) on a fresh local cluster, torn down afterwards.
-	@hack/e2e-local.sh
+	@BIN=$(BIN) LOCAL_DIR=$(LOCAL_DIR) E2E_FLAGS="$(E2E_FLAGS)" hack/e2e-local.sh
 
 .PHONY: e2e-kind
 e2e-kind: ## The e2e suite on a kind cluster with the image and manifests (needs Docker and kind; see README).
-	@hack/e2e-kind.sh
+	@KIND_CLUSTER=$(KIND_CLUSTER) E2E_FLAGS="$(E2E_FLAGS)" hack/e2e-kind.sh
 
 .PHONY: image
 image: ## Build the container image $(IMAGE) with both binaries (needs Docker).

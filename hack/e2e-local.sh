@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bin=$root/${BIN:-bin}
-dir=$root/${LOCAL_DIR:-.local}
+abs() { case $1 in /*) echo "$1" ;; *) echo "$root/$1" ;; esac; }
+bin=$(abs "${BIN:-bin}")
+dir=$(abs "${LOCAL_DIR:-.local}")
 lc() { "$bin/berth-localcluster" --dir "$dir" --bin "$bin" "$@"; }
 
 trap 'exit 130' INT TERM
