@@ -25,7 +25,7 @@ func (pl *LocalVolumeBinding) EventsToRegister(_ context.Context) ([]fwk.Cluster
 		// A missing class appears, or allowedTopologies change.
 		{Event: fwk.ClusterEvent{Resource: fwk.StorageClass, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.hintStorageClass},
 		// Node labels decide which volumes and topologies a node has.
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel}},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel}, QueueingHintFn: pl.hintNode},
 		// In-tree volumes are translated to CSI per node.
 		{Event: fwk.ClusterEvent{Resource: fwk.CSINode, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.hintCSINode},
 		// Capacity tracking for dynamic provisioning.
@@ -59,6 +59,7 @@ func (pl *LocalVolumeBinding) hintPV(logger klog.Logger, pod *v1.Pod, oldObj, ne
 	if err != nil {
 		return fwk.Queue, err
 	}
+	pl.refreshPV(newPV.Name)
 	usable := func(pv *v1.PersistentVolume) bool {
 		return pv != nil && pv.DeletionTimestamp == nil && (pv.Spec.ClaimRef == nil && pv.Status.Phase == v1.VolumeAvailable)
 	}
@@ -153,4 +154,16 @@ func (pl *LocalVolumeBinding) hintCapacity(logger klog.Logger, pod *v1.Pod, oldO
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
+}
+
+// hintNode requeues on every node addition or label change (the framework
+// already filters other updates), after making sure the index knows the
+// node's hostname label, which PreFilter uses to resolve pinned volumes.
+func (pl *LocalVolumeBinding) hintNode(logger klog.Logger, pod *v1.Pod, oldObj, newObj interface{}) (fwk.QueueingHint, error) {
+	_, n, err := util.As[*v1.Node](oldObj, newObj)
+	if err != nil {
+		return fwk.Queue, err
+	}
+	pl.refreshNode(n.Name)
+	return fwk.Queue, nil
 }

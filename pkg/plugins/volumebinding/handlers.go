@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -122,3 +123,32 @@ func unwrap[T any](obj interface{}) (T, bool) {
 func pvKey(name string) string      { return "pv/" + name }
 func pvcKey(ns, name string) string { return "pvc/" + ns + "/" + name }
 func podKey(ns, name string) string { return "pod/" + ns + "/" + name }
+
+// refreshPV brings the index entry of a PV up to date with the informer's
+// store. The scheduler runs queueing hints from its own event handler,
+// which may run before this plugin's handler has indexed the same event; a
+// pod requeued by a new or freed PV would then be filtered against the old
+// index, rejected again, and wait for the periodic flush. Hints call this
+// first so the requeued pod sees the volume.
+func (pl *LocalVolumeBinding) refreshPV(name string) {
+	pv, err := pl.pvLister.Get(name)
+	if apierrors.IsNotFound(err) {
+		pl.index.DeletePV(name)
+		return
+	}
+	if err == nil {
+		pl.index.SetPV(pv)
+	}
+}
+
+// refreshNode does the same for a node's hostname label.
+func (pl *LocalVolumeBinding) refreshNode(name string) {
+	n, err := pl.nodeLister.Get(name)
+	if apierrors.IsNotFound(err) {
+		pl.index.DeleteNode(name)
+		return
+	}
+	if err == nil {
+		pl.index.SetNode(n)
+	}
+}

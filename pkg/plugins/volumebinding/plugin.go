@@ -45,6 +45,7 @@ type LocalVolumeBinding struct {
 	podLister   corelisters.PodLister
 	pvcLister   corelisters.PersistentVolumeClaimLister
 	nodeLister  corelisters.NodeLister
+	pvLister    corelisters.PersistentVolumeLister
 	classLister storagelisters.StorageClassLister
 	csiNodes    storagelisters.CSINodeLister
 	csiDrivers  storagelisters.CSIDriverLister
@@ -87,6 +88,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		podLister:   f.Core().V1().Pods().Lister(),
 		pvcLister:   f.Core().V1().PersistentVolumeClaims().Lister(),
 		nodeLister:  f.Core().V1().Nodes().Lister(),
+		pvLister:    f.Core().V1().PersistentVolumes().Lister(),
 		classLister: f.Storage().V1().StorageClasses().Lister(),
 		csiNodes:    f.Storage().V1().CSINodes().Lister(),
 		csiDrivers:  f.Storage().V1().CSIDrivers().Lister(),

@@ -7,7 +7,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/storage"
 )
+
+// versioner compares resourceVersions as the API server's storage does.
+var versioner = storage.APIObjectVersioner{}
 
 // Index is safe for concurrent use: Filter reads it from many goroutines
 // while informer handlers and Reserve write it.
@@ -56,9 +60,16 @@ func ClaimKey(namespace, name string) string { return namespace + "/" + name }
 // An assumed copy is dropped when the informer's version differs from the
 // one it was assumed on: the API server's word is newer.
 // It returns the effective volume.
+//
+// An object older than the one held is ignored: the index is also refreshed
+// from the informer's store ahead of its own event handler (see the
+// plugin's queueing hints), so events may arrive after a newer state.
 func (x *Index) SetPV(pv *v1.PersistentVolume) *Volume {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if cur, ok := x.informer[pv.Name]; ok && cur.UID == pv.UID && versioner.CompareResourceVersion(cur, pv) > 0 {
+		return x.volumes[pv.Name]
+	}
 	x.informer[pv.Name] = pv
 	if a, ok := x.assumed[pv.Name]; ok && a.ResourceVersion != pv.ResourceVersion {
 		delete(x.assumed, pv.Name)

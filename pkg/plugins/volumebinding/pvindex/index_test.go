@@ -609,3 +609,26 @@ func TestConcurrentAccess(t *testing.T) {
 		assert.Len(t, x.ForNode(n, "local", nil), perHost+1)
 	}
 }
+
+// An event older than the version already indexed (the plugin refreshes the
+// index from the informer store ahead of its own handler) must not regress
+// the entry; a recreated PV (new UID) always replaces the old one.
+func TestSetPVIgnoresOlderVersions(t *testing.T) {
+	x := New()
+	x.SetPV(makePV("pv", "local", withRV("5"), withCapacity("20Gi")))
+	x.SetPV(makePV("pv", "local", withRV("4"), withCapacity("10Gi")))
+	v, ok := x.Get("pv")
+	require.True(t, ok)
+	assert.Equal(t, "5", v.PV.ResourceVersion)
+	assert.Equal(t, int64(20<<30), v.Capacity)
+
+	x.SetPV(makePV("pv", "local", withRV("6"), withCapacity("30Gi")))
+	v, _ = x.Get("pv")
+	assert.Equal(t, "6", v.PV.ResourceVersion)
+
+	recreated := makePV("pv", "local", withRV("3"))
+	recreated.UID = "new"
+	x.SetPV(recreated)
+	v, _ = x.Get("pv")
+	assert.Equal(t, recreated, v.PV)
+}
