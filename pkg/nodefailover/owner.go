@@ -52,7 +52,14 @@ func (c *Controller) resolveOwner(ctx context.Context, pod *v1.Pod) owner {
 	}
 	logger := klog.FromContext(ctx)
 	if gv.Group == appsv1.GroupName && ref.Kind == "StatefulSet" {
-		set, err := c.stsLister.StatefulSets(pod.Namespace).Get(ref.Name)
+		// A fresh read: its pause and budget annotations gate the failover,
+		// and an admin may pause the owner just before lifting a pause on
+		// the namespace (read fresh as well); the cache could lag behind.
+		set, err := c.client.AppsV1().StatefulSets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			logger.V(2).Info("Cannot read the owner from the API server; using the cache", "owner", o.key, "err", err)
+			set, err = c.stsLister.StatefulSets(pod.Namespace).Get(ref.Name)
+		}
 		if err == nil && set.UID == ref.UID {
 			o.annotations = set.Annotations
 			o.eventTarget = set
