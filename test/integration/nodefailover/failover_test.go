@@ -366,7 +366,11 @@ func TestStrandedPodAfterForceDelete(t *testing.T) {
 	stranded := s.waitStranded(v)
 	assert.Equal(t, v.claimUID, s.claim(1).UID, "the stranded pod still has the old claim")
 	p, _ := s.waitForReplacement(v)
-	assert.NotEqual(t, stranded.UID, p.UID)
+	// The replacement is either the stranded pod itself (once its old claim
+	// is deleted the StatefulSet controller recreates the claim for the
+	// Pending pod and the scheduler places it) or a pod recreated after the
+	// controller deleted the stranded one; both leave the old claim behind.
+	t.Logf("replacement pod %s (stranded pod was %s)", p.UID, stranded.UID)
 	s.checkFailedOver(v)
 }
 
