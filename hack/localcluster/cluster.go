@@ -36,7 +36,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/berth-dev/berth/hack/manifests"
 )
@@ -567,15 +566,15 @@ func (c *Cluster) startScheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	config, err := c.schedulerConfig(kubeconfig)
-	if err != nil {
-		return err
-	}
-	// Delegated authentication and authorization of the HTTPS endpoint
-	// run as in a cluster (they need the tokenreviews, subjectaccessreviews
-	// and extension-apiserver-authentication permissions).
+	// The configuration file of manifests/ as shipped (leader election on
+	// kube-system/berth-scheduler); berth-scheduler takes the kubeconfig
+	// from --kubeconfig when the file names none. Delegated authentication
+	// and authorization of the HTTPS endpoint run as in a cluster (they
+	// need the tokenreviews, subjectaccessreviews and
+	// extension-apiserver-authentication permissions).
 	proc, err := c.procs.start("berth-scheduler", c.bin("berth-scheduler"),
-		"--config="+config,
+		"--config="+filepath.Join(c.opts.Root, "manifests", "config", "scheduler-config.yaml"),
+		"--kubeconfig="+kubeconfig,
 		"--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]),
 		"--v=2",
@@ -587,35 +586,6 @@ func (c *Cluster) startScheduler(ctx context.Context) error {
 		return err
 	}
 	return c.waitLease(ctx, *proc, SchedulerLease)
-}
-
-// schedulerConfig writes manifests/config/scheduler-config.yaml with only
-// clientConnection.kubeconfig set: kube-scheduler ignores --kubeconfig when
-// --config is given. Everything else (profiles, plugin args, leader
-// election on kube-system/berth-scheduler) is the shipped configuration.
-func (c *Cluster) schedulerConfig(kubeconfig string) (string, error) {
-	src := filepath.Join(c.opts.Root, "manifests", "config", "scheduler-config.yaml")
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return "", err
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return "", fmt.Errorf("%s: %w", src, err)
-	}
-	conn, _ := cfg["clientConnection"].(map[string]any)
-	if conn == nil {
-		conn = map[string]any{}
-	}
-	conn["kubeconfig"] = kubeconfig
-	cfg["clientConnection"] = conn
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		return "", err
-	}
-	path := c.path("berth-scheduler-config.yaml")
-	header := "# " + src + " with clientConnection.kubeconfig set by hack/localcluster.\n"
-	return path, os.WriteFile(path, append([]byte(header), out...), 0o644)
 }
 
 func (c *Cluster) startNodeFailover(ctx context.Context) error {

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 )
 
 func readCert(t *testing.T, path string) *x509.Certificate {
@@ -57,28 +56,6 @@ func TestPKI(t *testing.T) {
 	assert.Equal(t, "https://127.0.0.1:1", cfg.Host)
 	assert.NotEmpty(t, cfg.CertData)
 	assert.NotEmpty(t, cfg.CAData)
-}
-
-// TestSchedulerConfig: the local scheduler runs the shipped configuration
-// with only clientConnection.kubeconfig added.
-func TestSchedulerConfig(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	require.NoError(t, err)
-	c := &Cluster{opts: Options{Root: root, Dir: t.TempDir()}}
-	path, err := c.schedulerConfig("/some/kubeconfig")
-	require.NoError(t, err)
-
-	read := func(p string) map[string]any {
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		var m map[string]any
-		require.NoError(t, yaml.Unmarshal(b, &m))
-		return m
-	}
-	got, want := read(path), read(filepath.Join(root, "manifests", "config", "scheduler-config.yaml"))
-	assert.Equal(t, map[string]any{"kubeconfig": "/some/kubeconfig"}, got["clientConnection"])
-	delete(got, "clientConnection")
-	assert.Equal(t, want, got)
 }
 
 // TestProcs: a started process is recorded, seen running, and stopped;
