@@ -129,9 +129,7 @@ func Utilization(plan *volumebinding.NodePlan) (percent int64, ok bool) {
 		key := p.NodeCapacity.Namespace + "/" + p.NodeCapacity.Name
 		if !counted[key] {
 			counted[key] = true
-			if q := p.NodeCapacity.MaximumVolumeSize; q != nil {
-				capacity += float64(q.Value())
-			} else if q := p.NodeCapacity.Capacity; q != nil {
+			if q := volumebinding.VolumeLimit(p.NodeCapacity); q != nil {
 				capacity += float64(q.Value())
 			}
 		}

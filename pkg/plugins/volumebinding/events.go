@@ -149,7 +149,7 @@ func (pl *LocalVolumeBinding) hintCapacity(logger klog.Logger, pod *v1.Pod, oldO
 	if oldC == nil {
 		return fwk.Queue, nil
 	}
-	ol, nl := volumeLimit(oldC), volumeLimit(newC)
+	ol, nl := VolumeLimit(oldC), VolumeLimit(newC)
 	if nl != nil && (ol == nil || nl.Cmp(*ol) > 0) {
 		return fwk.Queue, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
 )
 
 // provisionCheck decides whether a claim can be provisioned dynamically for
@@ -20,7 +21,7 @@ func (pl *LocalVolumeBinding) provisionCheck(c *claimInfo, node *v1.Node) (*stor
 	if !c.provisionable {
 		return nil, fmt.Sprintf("StorageClass %q does not provision volumes", c.class.Name), nil
 	}
-	if len(c.class.AllowedTopologies) > 0 && !matchTopology(c.class.AllowedTopologies, node.Labels) {
+	if !v1helper.MatchTopologySelectorTerms(c.class.AllowedTopologies, labels.Set(node.Labels)) {
 		return nil, fmt.Sprintf("node is outside StorageClass %q allowedTopologies", c.class.Name), nil
 	}
 	if c.request == 0 {
@@ -44,11 +45,11 @@ func (pl *LocalVolumeBinding) provisionCheck(c *claimInfo, node *v1.Node) (*stor
 		if cp.StorageClassName != c.class.Name {
 			continue
 		}
-		limit := volumeLimit(cp)
+		limit := VolumeLimit(cp)
 		if limit == nil || limit.Value() < c.request || !capacityReaches(cp, node) {
 			continue
 		}
-		if best == nil || limit.Cmp(*volumeLimit(best)) < 0 {
+		if best == nil || limit.Cmp(*VolumeLimit(best)) < 0 {
 			best = cp
 		}
 	}
@@ -58,34 +59,9 @@ func (pl *LocalVolumeBinding) provisionCheck(c *claimInfo, node *v1.Node) (*stor
 	return best, "", nil
 }
 
-func matchTopology(terms []v1.TopologySelectorTerm, nodeLabels map[string]string) bool {
-	for _, term := range terms {
-		ok := true
-		for _, req := range term.MatchLabelExpressions {
-			val, has := nodeLabels[req.Key]
-			if !has || !contains(req.Values, val) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// volumeLimit is the largest volume a CSIStorageCapacity admits.
-func volumeLimit(c *storagev1.CSIStorageCapacity) *resource.Quantity {
+// VolumeLimit is the largest volume a CSIStorageCapacity admits: its
+// maximumVolumeSize when set, else its capacity (nil when unknown).
+func VolumeLimit(c *storagev1.CSIStorageCapacity) *resource.Quantity {
 	if c.MaximumVolumeSize != nil {
 		return c.MaximumVolumeSize
 	}

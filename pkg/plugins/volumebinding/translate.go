@@ -1,6 +1,7 @@
 package volumebinding
 
 import (
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -26,7 +27,7 @@ func (pl *LocalVolumeBinding) translateForNode(pv *v1.PersistentVolume, node *v1
 		return pv
 	}
 	migrated := strings.Split(csiNode.Annotations[v1.MigratedPluginsAnnotationKey], ",")
-	if !contains(migrated, name) {
+	if !slices.Contains(migrated, name) {
 		return pv
 	}
 	out, err := pl.translator.TranslateInTreePVToCSI(klog.Background(), pv)

@@ -2,7 +2,9 @@ package pvindex
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -238,8 +240,8 @@ func (x *Index) ForNode(node *v1.Node, class string, buf []*Volume) []*Volume {
 		}
 	}
 	x.mu.RUnlock()
-	added := buf[start:]
-	sort.Slice(added, func(i, j int) bool { return added[i].PV.Name < added[j].PV.Name })
+	// Sorted by name so ties in capacity break the same way on every node.
+	slices.SortFunc(buf[start:], func(a, b *Volume) int { return strings.Compare(a.PV.Name, b.PV.Name) })
 	return buf
 }
 
