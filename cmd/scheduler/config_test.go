@@ -139,7 +139,7 @@ func pluginArgs(prof *schedconfig.KubeSchedulerProfile, name string) any {
 }
 
 var (
-	wantLocalVolumeBindingArgs = &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600}
+	wantLocalVolumeBindingArgs = &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: config.BindModeDirect}
 	wantStorageScoreArgs       = &config.StorageScoreArgs{Shape: []config.UtilizationShapePoint{
 		{Utilization: 0, Score: 0},
 		{Utilization: 100, Score: 10},
@@ -299,6 +299,14 @@ profiles:
       bindTimeoutSeconds: 0
 `,
 			wantErr: []string{"bindTimeoutSeconds"},
+		},
+		{
+			name: "unsupported bindMode",
+			pluginConfig: `  - name: LocalVolumeBinding
+    args:
+      bindMode: Sometimes
+`,
+			wantErr: []string{"bindMode", `"Sometimes"`, `supported values: "Direct", "PVController"`},
 		},
 		{
 			name: "non-increasing utilization",

@@ -8,11 +8,14 @@ import (
 )
 
 func TestDeepCopy(t *testing.T) {
-	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: 30}
+	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: 30, BindMode: BindModePVController}
 	lvbCopy, ok := lvb.DeepCopyObject().(*LocalVolumeBindingArgs)
 	require.True(t, ok)
 	assert.Equal(t, lvb, lvbCopy)
 	assert.NotSame(t, lvb, lvbCopy)
+	lvbCopy.BindTimeoutSeconds = 31
+	lvbCopy.BindMode = BindModeDirect
+	assert.Equal(t, &LocalVolumeBindingArgs{BindTimeoutSeconds: 30, BindMode: BindModePVController}, lvb, "changing the copy must not change the original")
 
 	ss := &StorageScoreArgs{Shape: DefaultStorageScoreShape()}
 	ssCopy, ok := ss.DeepCopyObject().(*StorageScoreArgs)

@@ -8,6 +8,10 @@ const (
 	// LocalVolumeBindingArgs.BindTimeoutSeconds (same as the in-tree
 	// VolumeBinding plugin).
 	DefaultBindTimeoutSeconds int64 = 600
+
+	// DefaultBindMode is the default LocalVolumeBindingArgs.BindMode: PreBind
+	// completes the binds of pre-provisioned PVs itself.
+	DefaultBindMode = BindModeDirect
 )
 
 // DefaultStorageScoreShape returns the default StorageScoreArgs.Shape: score 0

@@ -19,7 +19,40 @@ type LocalVolumeBindingArgs struct {
 	// binding cycle. Must be positive. The versioned type defaults it to
 	// DefaultBindTimeoutSeconds (600).
 	BindTimeoutSeconds int64
+
+	// BindMode says who completes a bind after PreBind has reserved a PV for
+	// a claim by writing the PV's claimRef. The versioned type defaults it to
+	// DefaultBindMode (BindModeDirect); validation rejects any other value
+	// than BindModeDirect and BindModePVController, including "".
+	BindMode BindMode
 }
+
+// BindMode says who completes a bind after PreBind has reserved a PV for a
+// claim by writing the PV's claimRef.
+//
+// With BindModeDirect (the default), PreBind itself completes it with the
+// same writes and annotations the PV controller's bind makes (PV status
+// Bound; the claim's spec.volumeName with pv.kubernetes.io/bind-completed and
+// pv.kubernetes.io/bound-by-controller; claim status Bound), in the
+// scheduler's parallel binding goroutines, so binding throughput does not
+// depend on the PV controller's single claim worker.
+//
+// With BindModePVController, PreBind writes only the claimRef and waits (up
+// to BindTimeoutSeconds) for the PV controller to complete the bind, like the
+// in-tree VolumeBinding plugin.
+//
+// Claims that are dynamically provisioned are always completed by the
+// provisioner and the PV controller; PreBind waits for them in both modes.
+type BindMode string
+
+const (
+	// BindModeDirect: PreBind completes the binds of pre-provisioned PVs
+	// itself.
+	BindModeDirect BindMode = "Direct"
+	// BindModePVController: PreBind writes the claimRef and waits for the PV
+	// controller to complete the bind.
+	BindModePVController BindMode = "PVController"
+)
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 

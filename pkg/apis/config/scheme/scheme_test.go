@@ -62,12 +62,17 @@ func TestDecodeStandaloneArgs(t *testing.T) {
 		{
 			name: "LocalVolumeBindingArgs defaulted",
 			data: "apiVersion: kubescheduler.config.k8s.io/v1\nkind: LocalVolumeBindingArgs\n",
-			want: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600},
+			want: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: config.BindModeDirect},
 		},
 		{
 			name: "LocalVolumeBindingArgs explicit",
 			data: "apiVersion: kubescheduler.config.k8s.io/v1\nkind: LocalVolumeBindingArgs\nbindTimeoutSeconds: 30\n",
-			want: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 30},
+			want: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 30, BindMode: config.BindModeDirect},
+		},
+		{
+			name: "LocalVolumeBindingArgs explicit bindMode",
+			data: "apiVersion: kubescheduler.config.k8s.io/v1\nkind: LocalVolumeBindingArgs\nbindMode: PVController\n",
+			want: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: config.BindModePVController},
 		},
 		{
 			name: "StorageScoreArgs defaulted",
@@ -123,6 +128,7 @@ profiles:
   - name: LocalVolumeBinding
     args:
       bindTimeoutSeconds: 120
+      bindMode: PVController
   - name: StorageScore
     args:
       shape:
@@ -140,7 +146,7 @@ func TestDecodeKubeSchedulerConfiguration(t *testing.T) {
 	require.Len(t, cfg.Profiles, 1)
 	prof := &cfg.Profiles[0]
 
-	assert.Equal(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 120}, pluginArgs(prof, "LocalVolumeBinding"))
+	assert.Equal(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 120, BindMode: config.BindModePVController}, pluginArgs(prof, "LocalVolumeBinding"))
 	assert.Equal(t,
 		&config.StorageScoreArgs{Shape: []config.UtilizationShapePoint{{Utilization: 0, Score: 0}, {Utilization: 50, Score: 10}}},
 		pluginArgs(prof, "StorageScore"))
@@ -170,7 +176,7 @@ profiles:
     args: {}
 `)
 	prof := &cfg.Profiles[0]
-	assert.Equal(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600}, pluginArgs(prof, "LocalVolumeBinding"))
+	assert.Equal(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: config.BindModeDirect}, pluginArgs(prof, "LocalVolumeBinding"))
 	assert.Equal(t, &config.StorageScoreArgs{Shape: config.DefaultStorageScoreShape()}, pluginArgs(prof, "StorageScore"))
 	_, ok := pluginArgs(prof, "VolumeBinding").(*schedconfig.VolumeBindingArgs)
 	assert.True(t, ok, "in-tree VolumeBinding args: %T", pluginArgs(prof, "VolumeBinding"))
@@ -227,6 +233,7 @@ func TestEncodeKubeSchedulerConfiguration(t *testing.T) {
 	out := buf.String()
 	assert.Contains(t, out, "kind: LocalVolumeBindingArgs")
 	assert.Contains(t, out, "bindTimeoutSeconds: 120")
+	assert.Contains(t, out, "bindMode: PVController")
 	assert.Contains(t, out, "kind: StorageScoreArgs")
 
 	// And it decodes back to the same args.

@@ -5,12 +5,17 @@ import (
 )
 
 // SetDefaults_LocalVolumeBindingArgs defaults BindTimeoutSeconds to
-// config.DefaultBindTimeoutSeconds (600) when it is not set. An explicit
-// value, even an invalid one, is kept for validation to reject.
+// config.DefaultBindTimeoutSeconds (600) and BindMode to
+// config.DefaultBindMode ("Direct") when they are not set. An explicit value,
+// even an invalid one (including ""), is kept for validation to reject.
 func SetDefaults_LocalVolumeBindingArgs(obj *LocalVolumeBindingArgs) {
 	if obj.BindTimeoutSeconds == nil {
 		v := config.DefaultBindTimeoutSeconds
 		obj.BindTimeoutSeconds = &v
+	}
+	if obj.BindMode == nil {
+		v := string(config.DefaultBindMode)
+		obj.BindMode = &v
 	}
 }
 

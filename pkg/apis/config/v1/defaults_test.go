@@ -30,17 +30,32 @@ func TestDefaults(t *testing.T) {
 		{
 			name: "LocalVolumeBindingArgs empty",
 			in:   &LocalVolumeBindingArgs{},
-			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](600)},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](600), BindMode: ptr.To("Direct")},
 		},
 		{
 			name: "LocalVolumeBindingArgs explicit value kept",
 			in:   &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](30)},
-			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](30)},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](30), BindMode: ptr.To("Direct")},
 		},
 		{
 			name: "LocalVolumeBindingArgs invalid explicit value kept for validation",
 			in:   &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](0)},
-			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](0)},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](0), BindMode: ptr.To("Direct")},
+		},
+		{
+			name: "LocalVolumeBindingArgs explicit PVController kept",
+			in:   &LocalVolumeBindingArgs{BindMode: ptr.To("PVController")},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](600), BindMode: ptr.To("PVController")},
+		},
+		{
+			name: "LocalVolumeBindingArgs explicit Direct kept",
+			in:   &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](30), BindMode: ptr.To("Direct")},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](30), BindMode: ptr.To("Direct")},
+		},
+		{
+			name: "LocalVolumeBindingArgs invalid explicit bindMode kept for validation",
+			in:   &LocalVolumeBindingArgs{BindMode: ptr.To("")},
+			want: &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](600), BindMode: ptr.To("")},
 		},
 		{
 			name: "StorageScoreArgs empty",
@@ -79,16 +94,34 @@ func TestDefaultShapeNotShared(t *testing.T) {
 func TestConversionRoundTrip(t *testing.T) {
 	s := newScheme(t)
 
-	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](42)}
+	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](42), BindMode: ptr.To("PVController")}
 	internal, err := s.ConvertToVersion(lvb, config.SchemeGroupVersion)
 	require.NoError(t, err)
 	require.IsType(t, &config.LocalVolumeBindingArgs{}, internal)
 	assert.Equal(t, int64(42), internal.(*config.LocalVolumeBindingArgs).BindTimeoutSeconds)
+	assert.Equal(t, config.BindModePVController, internal.(*config.LocalVolumeBindingArgs).BindMode)
 	external, err := s.ConvertToVersion(internal, SchemeGroupVersion)
 	require.NoError(t, err)
 	require.IsType(t, &LocalVolumeBindingArgs{}, external)
 	assert.Equal(t, ptr.To[int64](42), external.(*LocalVolumeBindingArgs).BindTimeoutSeconds)
+	assert.Equal(t, ptr.To("PVController"), external.(*LocalVolumeBindingArgs).BindMode)
 	assert.Equal(t, SchemeGroupVersion.WithKind("LocalVolumeBindingArgs"), external.GetObjectKind().GroupVersionKind())
+
+	// Internal → versioned → internal keeps every bind mode, and an
+	// undefaulted (nil) versioned bindMode becomes "" for validation to
+	// reject.
+	for _, mode := range []config.BindMode{config.BindModeDirect, config.BindModePVController, "direct", ""} {
+		in := &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 7, BindMode: mode}
+		ext := &LocalVolumeBindingArgs{}
+		require.NoError(t, s.Convert(in, ext, nil))
+		assert.Equal(t, ptr.To(string(mode)), ext.BindMode)
+		back := &config.LocalVolumeBindingArgs{}
+		require.NoError(t, s.Convert(ext, back, nil))
+		assert.Equal(t, in, back, "round trip of bind mode %q", mode)
+	}
+	undefaulted := &config.LocalVolumeBindingArgs{BindMode: config.BindModePVController}
+	require.NoError(t, s.Convert(&LocalVolumeBindingArgs{}, undefaulted, nil))
+	assert.Equal(t, &config.LocalVolumeBindingArgs{}, undefaulted)
 
 	ss := &StorageScoreArgs{Shape: []UtilizationShapePoint{{Utilization: 10, Score: 1}, {Utilization: 90, Score: 9}}}
 	internal, err = s.ConvertToVersion(ss, config.SchemeGroupVersion)
@@ -112,11 +145,15 @@ func TestKinds(t *testing.T) {
 }
 
 func TestDeepCopy(t *testing.T) {
-	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](5)}
+	lvb := &LocalVolumeBindingArgs{BindTimeoutSeconds: ptr.To[int64](5), BindMode: ptr.To("PVController")}
 	c := lvb.DeepCopyObject().(*LocalVolumeBindingArgs)
 	assert.Equal(t, lvb, c)
 	*c.BindTimeoutSeconds = 6
 	assert.Equal(t, int64(5), *lvb.BindTimeoutSeconds)
+	require.NotSame(t, lvb.BindMode, c.BindMode)
+	*c.BindMode = "Direct"
+	assert.Equal(t, "PVController", *lvb.BindMode)
+	assert.Nil(t, (&LocalVolumeBindingArgs{}).DeepCopy().BindMode)
 
 	ss := &StorageScoreArgs{Shape: []UtilizationShapePoint{{Utilization: 1, Score: 2}}}
 	sc := ss.DeepCopyObject().(*StorageScoreArgs)

@@ -15,6 +15,27 @@ type LocalVolumeBindingArgs struct {
 	// pod's binding cycle. Must be positive. Defaults to 600.
 	// +optional
 	BindTimeoutSeconds *int64 `json:"bindTimeoutSeconds,omitempty"`
+
+	// BindMode says who completes a bind after PreBind has reserved a PV for
+	// a claim by writing the PV's claimRef. Valid values are "Direct" and
+	// "PVController". Defaults to "Direct".
+	//
+	// Direct: PreBind itself completes it with the same writes and
+	// annotations the PV controller's bind makes (PV status Bound; the
+	// claim's spec.volumeName with pv.kubernetes.io/bind-completed and
+	// pv.kubernetes.io/bound-by-controller; claim status Bound), in the
+	// scheduler's parallel binding goroutines, so binding throughput does not
+	// depend on the PV controller's single claim worker.
+	//
+	// PVController: PreBind writes only the claimRef and waits (up to
+	// bindTimeoutSeconds) for the PV controller to complete the bind, like
+	// the in-tree VolumeBinding plugin.
+	//
+	// Claims that are dynamically provisioned are always completed by the
+	// provisioner and the PV controller; PreBind waits for them in both
+	// modes.
+	// +optional
+	BindMode *string `json:"bindMode,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

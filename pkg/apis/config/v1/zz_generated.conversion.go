@@ -48,12 +48,17 @@ func RegisterConversions(s *runtime.Scheme) error {
 
 // Convert_v1_LocalVolumeBindingArgs_To_config_LocalVolumeBindingArgs converts
 // versioned LocalVolumeBindingArgs to internal ones. A nil BindTimeoutSeconds
-// (args not defaulted) becomes 0, which validation rejects.
+// or BindMode (args not defaulted) becomes 0 or "", which validation rejects.
 func Convert_v1_LocalVolumeBindingArgs_To_config_LocalVolumeBindingArgs(in *LocalVolumeBindingArgs, out *config.LocalVolumeBindingArgs, s conversion.Scope) error {
 	if in.BindTimeoutSeconds != nil {
 		out.BindTimeoutSeconds = *in.BindTimeoutSeconds
 	} else {
 		out.BindTimeoutSeconds = 0
+	}
+	if in.BindMode != nil {
+		out.BindMode = config.BindMode(*in.BindMode)
+	} else {
+		out.BindMode = ""
 	}
 	return nil
 }
@@ -63,6 +68,8 @@ func Convert_v1_LocalVolumeBindingArgs_To_config_LocalVolumeBindingArgs(in *Loca
 func Convert_config_LocalVolumeBindingArgs_To_v1_LocalVolumeBindingArgs(in *config.LocalVolumeBindingArgs, out *LocalVolumeBindingArgs, s conversion.Scope) error {
 	v := in.BindTimeoutSeconds
 	out.BindTimeoutSeconds = &v
+	m := string(in.BindMode)
+	out.BindMode = &m
 	return nil
 }
 

@@ -16,6 +16,11 @@ func (in *LocalVolumeBindingArgs) DeepCopyInto(out *LocalVolumeBindingArgs) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.BindMode != nil {
+		in, out := &in.BindMode, &out.BindMode
+		*out = new(string)
+		**out = **in
+	}
 }
 
 // DeepCopy returns a deep copy of the receiver, or nil if it is nil.

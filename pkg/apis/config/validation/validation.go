@@ -23,9 +23,14 @@ const (
 	maxScore       = int32(schedconfig.MaxCustomPriorityScore)
 )
 
+// supportedBindModes are the valid LocalVolumeBindingArgs.BindMode values.
+var supportedBindModes = []string{string(config.BindModeDirect), string(config.BindModePVController)}
+
 // ValidateLocalVolumeBindingArgs validates LocalVolumeBindingArgs: the bind
-// timeout must be positive. path is the field path of the args (may be nil).
-// The result is nil or a utilerrors.Aggregate of *field.Error.
+// timeout must be positive and the bind mode one of "Direct" and
+// "PVController" (the defaulted versioned args never leave it empty). path is
+// the field path of the args (may be nil). The result is nil or a
+// utilerrors.Aggregate of *field.Error.
 func ValidateLocalVolumeBindingArgs(path *field.Path, args *config.LocalVolumeBindingArgs) error {
 	var allErrs field.ErrorList
 	if args == nil {
@@ -33,6 +38,11 @@ func ValidateLocalVolumeBindingArgs(path *field.Path, args *config.LocalVolumeBi
 	}
 	if args.BindTimeoutSeconds <= 0 {
 		allErrs = append(allErrs, field.Invalid(path.Child("bindTimeoutSeconds"), args.BindTimeoutSeconds, "must be greater than 0"))
+	}
+	switch args.BindMode {
+	case config.BindModeDirect, config.BindModePVController:
+	default:
+		allErrs = append(allErrs, field.NotSupported(path.Child("bindMode"), args.BindMode, supportedBindModes))
 	}
 	return allErrs.ToAggregate()
 }

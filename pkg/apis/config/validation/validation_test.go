@@ -48,17 +48,42 @@ func TestValidateLocalVolumeBindingArgs(t *testing.T) {
 		args *config.LocalVolumeBindingArgs
 		want []wantErr
 	}{
-		{name: "valid default", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds}},
-		{name: "valid one second", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 1}},
+		{name: "valid default", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds, BindMode: config.DefaultBindMode}},
+		{name: "valid one second", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 1, BindMode: config.BindModeDirect}},
+		{name: "valid Direct", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: "Direct"}},
+		{name: "valid PVController", args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: "PVController"}},
 		{
 			name: "zero timeout",
-			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 0},
+			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 0, BindMode: config.BindModeDirect},
 			want: []wantErr{{field.ErrorTypeInvalid, "args.bindTimeoutSeconds"}},
 		},
 		{
 			name: "negative timeout",
-			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: -1},
+			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: -1, BindMode: config.BindModePVController},
 			want: []wantErr{{field.ErrorTypeInvalid, "args.bindTimeoutSeconds"}},
+		},
+		{
+			name: "empty bind mode",
+			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600},
+			want: []wantErr{{field.ErrorTypeNotSupported, "args.bindMode"}},
+		},
+		{
+			name: "lowercase bind mode",
+			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: "direct"},
+			want: []wantErr{{field.ErrorTypeNotSupported, "args.bindMode"}},
+		},
+		{
+			name: "unknown bind mode",
+			args: &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: "Sometimes"},
+			want: []wantErr{{field.ErrorTypeNotSupported, "args.bindMode"}},
+		},
+		{
+			name: "zero timeout and invalid bind mode",
+			args: &config.LocalVolumeBindingArgs{BindMode: "pvcontroller"},
+			want: []wantErr{
+				{field.ErrorTypeInvalid, "args.bindTimeoutSeconds"},
+				{field.ErrorTypeNotSupported, "args.bindMode"},
+			},
 		},
 		{
 			name: "nil args",
@@ -80,10 +105,20 @@ func TestValidateLocalVolumeBindingArgs(t *testing.T) {
 }
 
 func TestValidateLocalVolumeBindingArgsNilPath(t *testing.T) {
-	err := ValidateLocalVolumeBindingArgs(nil, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: -5})
+	err := ValidateLocalVolumeBindingArgs(nil, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: -5, BindMode: config.BindModeDirect})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "bindTimeoutSeconds")
 	assert.Contains(t, err.Error(), "-5")
+}
+
+func TestValidateLocalVolumeBindingArgsBindModeMessage(t *testing.T) {
+	err := ValidateLocalVolumeBindingArgs(nil, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600, BindMode: "direct"})
+	require.Error(t, err)
+	assert.Equal(t, `bindMode: Unsupported value: "direct": supported values: "Direct", "PVController"`, err.Error())
+
+	err = ValidateLocalVolumeBindingArgs(field.NewPath("args"), &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 600})
+	require.Error(t, err)
+	assert.Equal(t, `args.bindMode: Unsupported value: "": supported values: "Direct", "PVController"`, err.Error())
 }
 
 func pt(utilization, score int32) config.UtilizationShapePoint {
