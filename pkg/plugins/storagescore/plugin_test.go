@@ -207,7 +207,7 @@ func newVB(t *testing.T, objs ...runtime.Object) *vbEnv {
 	fh, err := frameworkruntime.NewFramework(ctx, nil, nil,
 		frameworkruntime.WithClientSet(client), frameworkruntime.WithInformerFactory(factory))
 	require.NoError(t, err)
-	vb, err := volumebinding.New(ctx, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds}, fh)
+	vb, err := volumebinding.New(ctx, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds, BindMode: config.DefaultBindMode}, fh)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		cancel()

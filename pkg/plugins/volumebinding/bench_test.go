@@ -108,7 +108,7 @@ func cluster(b *testing.B, n int) *benchCluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bp, err := New(ctx, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds}, fh)
+	bp, err := New(ctx, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds, BindMode: config.DefaultBindMode}, fh)
 	if err != nil {
 		b.Fatal(err)
 	}

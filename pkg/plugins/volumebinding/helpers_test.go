@@ -134,7 +134,7 @@ func newUnstartedEnv(t *testing.T, args *config.LocalVolumeBindingArgs, objs ...
 	)
 	require.NoError(t, err)
 	if args == nil {
-		args = &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds}
+		args = &config.LocalVolumeBindingArgs{BindTimeoutSeconds: config.DefaultBindTimeoutSeconds, BindMode: config.DefaultBindMode}
 	}
 	p, err := New(ctx, args, fh)
 	require.NoError(t, err)

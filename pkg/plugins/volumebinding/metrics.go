@@ -19,7 +19,7 @@ var (
 	}, []string{"result"})
 	preBindDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Name:           "berth_prebind_wait_duration_seconds",
-		Help:           "Time from PreBind's first API write until the PV controller completed every bind of the pod (result bound) or binding was abandoned (result failed).",
+		Help:           "Time from PreBind's first API write until every bind of the pod was complete (result bound) or binding was abandoned (result failed).",
 		Buckets:        metrics.ExponentialBuckets(0.001, 2, 18),
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
@@ -38,12 +38,17 @@ var (
 		Help:           "PersistentVolume versions skipped because they cannot be used for scheduling (e.g. malformed NodeAffinity).",
 		StabilityLevel: metrics.ALPHA,
 	})
+	bindConflicts = metrics.NewCounterVec(&metrics.CounterOpts{
+		Name:           "berth_bind_conflicts_total",
+		Help:           "Conflicts met while PreBind completed a bind (bindMode Direct), by step; usually the PV controller wrote the same object first. Each is retried on a fresh read.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"step"})
 	registerOnce sync.Once
 )
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(matchingDuration, preBindDuration, bindReverts, unschedulableTotal, invalidVolumes)
+		legacyregistry.MustRegister(matchingDuration, preBindDuration, bindReverts, unschedulableTotal, invalidVolumes, bindConflicts)
 	})
 }
 
@@ -61,4 +66,8 @@ func observePreBind(start time.Time, result string) {
 
 func countUnschedulable(reason string) {
 	unschedulableTotal.WithLabelValues(reason).Inc()
+}
+
+func countBindConflict(step completionStep) {
+	bindConflicts.WithLabelValues(string(step)).Inc()
 }

@@ -8,9 +8,11 @@
 //   - the claims of a pod are matched to a node's volumes exactly (matching),
 //     so a feasible assignment is found whenever one exists and the one that
 //     wastes the least capacity is chosen;
-//   - PreBind waits for the PV controller woken by informer events rather than
-//     polling, and reverts its API writes when binding fails, so the volume is
-//     Available again and the pod can go elsewhere (kubernetes#121436).
+//   - PreBind completes the binds itself in the scheduler's parallel binding
+//     goroutines (bindMode Direct), or waits for the PV controller woken by
+//     informer events rather than polling (bindMode PVController), and
+//     reverts its API writes when binding fails, so the volume is Available
+//     again and the pod can go elsewhere (kubernetes#121436).
 package volumebinding
 
 import (
@@ -40,6 +42,8 @@ const Name = "LocalVolumeBinding"
 type LocalVolumeBinding struct {
 	handle      fwk.Handle
 	bindTimeout time.Duration
+	// directBind: PreBind completes static binds itself (bindMode Direct).
+	directBind bool
 
 	index       *pvindex.Index
 	podLister   corelisters.PodLister
@@ -84,6 +88,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	pl := &LocalVolumeBinding{
 		handle:      h,
 		bindTimeout: time.Duration(args.BindTimeoutSeconds) * time.Second,
+		directBind:  args.BindMode == config.BindModeDirect,
 		index:       pvindex.New(),
 		podLister:   f.Core().V1().Pods().Lister(),
 		pvcLister:   f.Core().V1().PersistentVolumeClaims().Lister(),

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/component-helpers/storage/volume"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -30,11 +31,15 @@ func (pl *LocalVolumeBinding) PreBindPreFlight(ctx context.Context, cs fwk.Cycle
 	return result, nil
 }
 
-// PreBind writes the reserved bindings to the API (PV claimRef; the
-// selected-node annotation for claims to provision), then waits until the PV
-// controller has completed every bind, woken by informer events. If binding
-// fails or times out it reverts the writes that did not complete, so the
-// volumes are Available again and the pod can be placed elsewhere.
+// PreBind writes the reserved bindings to the API: the claimRef of every
+// chosen PV (which reserves it for the claim) and the selected-node
+// annotation of claims to provision. With bindMode Direct it then completes
+// the static binds itself (complete.go); with PVController it leaves them to
+// the PV controller. It then waits, woken by informer events, for whatever
+// others must finish (provisioning, and binds left to the controller). If
+// binding fails or times out it reverts the writes whose binds did not
+// complete, so the volumes are Available again and the pod can be placed
+// elsewhere.
 func (pl *LocalVolumeBinding) PreBind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
@@ -47,6 +52,9 @@ func (pl *LocalVolumeBinding) PreBind(ctx context.Context, cs fwk.CycleState, po
 	logger := klog.FromContext(ctx)
 	start := time.Now()
 	written, err := pl.writeBindings(ctx, r)
+	if err == nil && pl.directBind {
+		err = pl.completeBinds(ctx, logger, written)
+	}
 	if err == nil {
 		err = pl.waitBound(ctx, pod, r, written)
 	}
@@ -67,31 +75,51 @@ type written struct {
 	pvs []StaticBinding
 	// ours marks the pvs whose claimRef PreBind wrote (not found in place).
 	ours []bool
+	// complete marks the pvs whose bind PreBind completed (bindMode Direct).
+	complete []bool
 	// pvcs are the claims annotated for provisioning, as returned.
 	pvcs []*v1.PersistentVolumeClaim
 }
 
+// writeBindings writes the claimRefs, in parallel, and then the
+// provisioning annotations. On error, w holds what was written.
 func (pl *LocalVolumeBinding) writeBindings(ctx context.Context, r *reservation) (*written, error) {
-	w := &written{}
 	client := pl.handle.ClientSet()
-	for _, b := range r.static {
+	pvs := make([]StaticBinding, len(r.static))
+	ours := make([]bool, len(r.static))
+	errs := make([]error, len(r.static))
+	parallel(ctx, len(r.static), func(i int) {
+		b := r.static[i]
 		cur, ok := pl.index.APIObject(b.PV.Name)
 		if ok && volume.IsVolumeBoundToClaim(cur, b.PVC) && cur.Spec.ClaimRef.UID == b.PVC.UID {
 			// Already written (pre-bound with UID, or a pod sharing the claim).
-			nb := b
-			nb.PV = cur
-			w.pvs = append(w.pvs, nb)
-			w.ours = append(w.ours, false)
-			continue
+			pvs[i] = b
+			pvs[i].PV = cur
+			return
 		}
 		newPV, err := client.CoreV1().PersistentVolumes().Update(ctx, b.PV, metav1.UpdateOptions{})
 		if err != nil {
-			return w, fmt.Errorf("writing claimRef %s/%s to PersistentVolume %s: %w", b.PVC.Namespace, b.PVC.Name, b.PV.Name, err)
+			errs[i] = fmt.Errorf("writing claimRef %s/%s to PersistentVolume %s: %w", b.PVC.Namespace, b.PVC.Name, b.PV.Name, err)
+			return
 		}
-		nb := b
-		nb.PV = newPV
-		w.pvs = append(w.pvs, nb)
-		w.ours = append(w.ours, true)
+		pvs[i] = b
+		pvs[i].PV = newPV
+		ours[i] = true
+	})
+	w := &written{}
+	var firstErr error
+	for i := range pvs {
+		if errs[i] != nil {
+			if firstErr == nil {
+				firstErr = errs[i]
+			}
+			continue
+		}
+		w.pvs = append(w.pvs, pvs[i])
+		w.ours = append(w.ours, ours[i])
+	}
+	if firstErr != nil {
+		return w, firstErr
 	}
 	for _, c := range r.provisions {
 		newPVC, err := client.CoreV1().PersistentVolumeClaims(c.Namespace).Update(ctx, c, metav1.UpdateOptions{})
@@ -103,12 +131,27 @@ func (pl *LocalVolumeBinding) writeBindings(ctx context.Context, r *reservation)
 	return w, nil
 }
 
+// parallel runs f(0..n-1), concurrently when there is more than one piece
+// (API round trips dominate, so one goroutine per piece).
+func parallel(ctx context.Context, n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	workqueue.ParallelizeUntil(ctx, n, n, f)
+}
+
 // waitBound waits until every claim is bound, an error shows it will not
 // be, or the bind timeout passes.
 func (pl *LocalVolumeBinding) waitBound(ctx context.Context, pod *v1.Pod, r *reservation, w *written) error {
+	if w.allComplete() && len(w.pvcs) == 0 {
+		return nil
+	}
 	keys := []string{podKey(pod.Namespace, pod.Name)}
-	for _, b := range w.pvs {
-		keys = append(keys, pvKey(b.PV.Name), pvcKey(b.PVC.Namespace, b.PVC.Name))
+	for i, b := range w.pvs {
+		if !w.isComplete(i) {
+			keys = append(keys, pvKey(b.PV.Name), pvcKey(b.PVC.Namespace, b.PVC.Name))
+		}
 	}
 	for _, c := range w.pvcs {
 		keys = append(keys, pvcKey(c.Namespace, c.Name))
@@ -145,7 +188,10 @@ func (pl *LocalVolumeBinding) bindsComplete(pod *v1.Pod, nodeName string, w *wri
 		return false, fmt.Errorf("node %s: %w", nodeName, err)
 	}
 	done := true
-	for _, b := range w.pvs {
+	for i, b := range w.pvs {
+		if w.isComplete(i) {
+			continue
+		}
 		pv, ok := pl.index.APIObject(b.PV.Name)
 		if !ok {
 			return false, fmt.Errorf("PersistentVolume %s was deleted", b.PV.Name)
@@ -200,6 +246,17 @@ func (pl *LocalVolumeBinding) bindsComplete(pod *v1.Pod, nodeName string, w *wri
 		}
 	}
 	return done, nil
+}
+
+func (w *written) isComplete(i int) bool { return i < len(w.complete) && w.complete[i] }
+
+func (w *written) allComplete() bool {
+	for i := range w.pvs {
+		if !w.isComplete(i) {
+			return false
+		}
+	}
+	return true
 }
 
 func fullyBound(pvc *v1.PersistentVolumeClaim) bool {

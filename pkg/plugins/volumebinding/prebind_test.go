@@ -87,8 +87,14 @@ func staticFixture() []runtime.Object {
 	}
 }
 
+// pvControllerArgs configures bindMode PVController: PreBind writes the
+// claimRef and waits for the PV controller (simulated by completeBind).
+func pvControllerArgs(timeoutSeconds int64) *config.LocalVolumeBindingArgs {
+	return &config.LocalVolumeBindingArgs{BindTimeoutSeconds: timeoutSeconds, BindMode: config.BindModePVController}
+}
+
 func TestPreBindSuccess(t *testing.T) {
-	e := newEnv(t, nil, staticFixture()...)
+	e := newEnv(t, pvControllerArgs(config.DefaultBindTimeoutSeconds), staticFixture()...)
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	done := e.preBindAsync(cs, pod, "node-1")
@@ -118,7 +124,7 @@ func TestPreBindSuccess(t *testing.T) {
 // When the claimRef is already in place (an admin pre-bound with the claim's
 // UID) PreBind writes nothing and only waits.
 func TestPreBindAlreadyWritten(t *testing.T) {
-	e := newEnv(t, nil,
+	e := newEnv(t, pvControllerArgs(config.DefaultBindTimeoutSeconds),
 		localClass("local"),
 		makeNode("node-1", "host-1"),
 		makePVC("data-0", "local", "10Gi"),
@@ -128,7 +134,6 @@ func TestPreBindAlreadyWritten(t *testing.T) {
 	rv := e.apiPV("p1").ResourceVersion
 	cs := e.reservedCycle(pod, "node-1")
 	done := e.preBindAsync(cs, pod, "node-1")
-	time.Sleep(50 * time.Millisecond)
 	e.completeBind("p1", "data-0")
 	st := waitStatus(t, done, 5*time.Second)
 	assert.True(t, st.IsSuccess(), "PreBind: %v", st)
@@ -138,7 +143,7 @@ func TestPreBindAlreadyWritten(t *testing.T) {
 }
 
 func TestPreBindTimeoutReverts(t *testing.T) {
-	e := newEnv(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 1}, staticFixture()...)
+	e := newEnv(t, pvControllerArgs(1), staticFixture()...)
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 
@@ -183,7 +188,7 @@ func TestPreBindTimeoutReverts(t *testing.T) {
 }
 
 func TestPreBindClaimDeletedReverts(t *testing.T) {
-	e := newEnv(t, nil, staticFixture()...) // bind timeout 600s
+	e := newEnv(t, pvControllerArgs(config.DefaultBindTimeoutSeconds), staticFixture()...)
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	done := e.preBindAsync(cs, pod, "node-1")
@@ -197,7 +202,7 @@ func TestPreBindClaimDeletedReverts(t *testing.T) {
 }
 
 func TestPreBindPodDeletedReverts(t *testing.T) {
-	e := newEnv(t, nil, staticFixture()...)
+	e := newEnv(t, pvControllerArgs(config.DefaultBindTimeoutSeconds), staticFixture()...)
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	done := e.preBindAsync(cs, pod, "node-1")
@@ -323,7 +328,7 @@ func TestPreBindProvisionedOnWrongNode(t *testing.T) {
 }
 
 func TestPreBindProvisionTimeoutReverts(t *testing.T) {
-	e := newEnv(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 1}, provisionFixture()...)
+	e := newEnv(t, &config.LocalVolumeBindingArgs{BindTimeoutSeconds: 1, BindMode: config.DefaultBindMode}, provisionFixture()...)
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	st := waitStatus(t, e.preBindAsync(cs, pod, "node-1"), 10*time.Second)

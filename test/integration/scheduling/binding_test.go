@@ -92,12 +92,13 @@ func TestRaceForTheLastPV(t *testing.T) {
 }
 
 // Scenario 9: the claim is deleted while PreBind waits for the PV controller
-// (not running yet, so the wait is certain). PreBind must notice, revert the
-// claimRef it wrote so the PV is usable again, and the pod must be retried:
-// once the claim is recreated and the PV controller runs, it binds.
+// (bindMode PVController; the controller is not running yet, so the wait is
+// certain). PreBind must notice, revert the claimRef it wrote so the PV is
+// usable again, and the pod must be retried: once the claim is recreated and
+// the PV controller runs, it binds.
 func TestBindFailureRevertsPV(t *testing.T) {
 	e := framework.NewEnv(t)
-	e.StartScheduler()
+	e.StartScheduler(framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindMode": "PVController"}))
 	class := localClass(e)
 	nodes := localNodes(e, 1)
 	pv := e.CreateLocalPV(framework.LocalPVOptions{Name: e.Name("pv"), Hostname: framework.Hostname(nodes[0]), StorageClass: class, Capacity: "10Gi"})
@@ -128,12 +129,12 @@ func TestBindFailureRevertsPV(t *testing.T) {
 	e.WaitForPVCBoundTo("data", pv.Name)
 }
 
-// Scenario 9b: PreBind times out (no PV controller) → the claimRef is
-// reverted and the PV is Available for the retry, which succeeds once the
-// PV controller runs.
+// Scenario 9b: PreBind times out waiting for the PV controller (bindMode
+// PVController, no controller running) → the claimRef is reverted and the PV
+// is Available for the retry, which succeeds once the PV controller runs.
 func TestBindTimeoutReverts(t *testing.T) {
 	e := framework.NewEnv(t)
-	e.StartScheduler(framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindTimeoutSeconds": 2}))
+	e.StartScheduler(framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindTimeoutSeconds": 2, "bindMode": "PVController"}))
 	class := localClass(e)
 	nodes := localNodes(e, 1)
 	pv := e.CreateLocalPV(framework.LocalPVOptions{Name: e.Name("pv"), Hostname: framework.Hostname(nodes[0]), StorageClass: class, Capacity: "10Gi"})

@@ -1,0 +1,242 @@
+package volumebinding
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/component-helpers/storage/volume"
+	"k8s.io/klog/v2"
+	volumeutil "k8s.io/kubernetes/pkg/volume/util"
+)
+
+// Completing a bind (bindMode Direct).
+//
+// Once PreBind's claimRef write has reserved a PV for a claim, the rest of
+// the bind is bookkeeping the PV controller would otherwise do in its
+// single claim worker, one claim at a time: at a few hundred pods that
+// worker, not the scheduler, sets the pace (see BENCHMARKS.md). PreBind
+// does it itself, in the pod's binding goroutine, with the writes and
+// annotations of the controller's bind(), in its order:
+//
+//  1. PV status phase Bound;
+//  2. claim spec.volumeName, pv.kubernetes.io/bind-completed and
+//     pv.kubernetes.io/bound-by-controller: from here on the bind is done
+//     and is never reverted;
+//  3. claim status Bound with the PV's capacity, access modes and
+//     VolumeAttributesClass.
+//
+// The PV controller keeps running and may perform the same steps from its
+// cache at the same time. Every write is an Update carrying the
+// resourceVersion it was computed from, so of two writers one gets a
+// Conflict. The loser re-reads the object from the API server and
+// writes again only if the step is still undone, so neither undoes the
+// other and a fully bound pair is left for the controller to find
+// consistent.
+
+// completionStep names a step for errors and metrics.
+type completionStep string
+
+const (
+	stepPVStatus   completionStep = "PersistentVolume status"
+	stepClaimSpec  completionStep = "PersistentVolumeClaim spec"
+	stepClaimPhase completionStep = "PersistentVolumeClaim status"
+)
+
+// completeBind performs steps 1-3 for one claim whose PV's claimRef is
+// written (b.PV is the API server's copy after that write). specDone
+// reports whether step 2 took effect: after it, an error is left to the
+// PV controller, which completes the status of a claim bound in its spec.
+func (pl *LocalVolumeBinding) completeBind(ctx context.Context, b StaticBinding) (specDone bool, err error) {
+	pv, err := pl.setPVBound(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	pvc, err := pl.setClaimVolume(ctx, b, pv)
+	if err != nil {
+		return false, err
+	}
+	if err := pl.setClaimBound(ctx, b, pvc, pv); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+// setPVBound is step 1.
+func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) (*v1.PersistentVolume, error) {
+	client := pl.handle.ClientSet().CoreV1().PersistentVolumes()
+	pv := b.PV
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != b.PVC.UID {
+			return fmt.Errorf("PersistentVolume %s no longer refers to claim %s/%s", pv.Name, b.PVC.Namespace, b.PVC.Name)
+		}
+		if pv.Status.Phase == v1.VolumeBound {
+			return nil
+		}
+		c := pv.DeepCopy()
+		c.Status.Phase = v1.VolumeBound
+		c.Status.Message = ""
+		updated, err := client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
+		if err == nil {
+			pv = updated
+			return nil
+		}
+		if apierrors.IsConflict(err) {
+			countBindConflict(stepPVStatus)
+			if fresh, gerr := client.Get(ctx, pv.Name, metav1.GetOptions{}); gerr == nil {
+				pv = fresh
+			} else {
+				return gerr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting %s %s to Bound: %w", stepPVStatus, b.PV.Name, err)
+	}
+	return pv, nil
+}
+
+// setClaimVolume is step 2, the commit point of the bind.
+func (pl *LocalVolumeBinding) setClaimVolume(ctx context.Context, b StaticBinding, pv *v1.PersistentVolume) (*v1.PersistentVolumeClaim, error) {
+	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
+	pvc := b.PVC
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if pvc.UID != b.PVC.UID || pvc.DeletionTimestamp != nil {
+			return fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
+		}
+		if pvc.Spec.VolumeName != "" && pvc.Spec.VolumeName != pv.Name {
+			return fmt.Errorf("PersistentVolumeClaim %s/%s is bound to PersistentVolume %s", pvc.Namespace, pvc.Name, pvc.Spec.VolumeName)
+		}
+		c := pvc.DeepCopy()
+		dirty := false
+		if c.Spec.VolumeName != pv.Name {
+			c.Spec.VolumeName = pv.Name
+			if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBoundByController) {
+				metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBoundByController, "yes")
+			}
+			dirty = true
+		}
+		if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBindCompleted) {
+			metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBindCompleted, "yes")
+			dirty = true
+		}
+		if !dirty {
+			return nil
+		}
+		updated, err := client.Update(ctx, c, metav1.UpdateOptions{})
+		if err == nil {
+			pvc = updated
+			return nil
+		}
+		if apierrors.IsConflict(err) {
+			countBindConflict(stepClaimSpec)
+			fresh, gerr := client.Get(ctx, pvc.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(gerr) {
+				return fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
+			} else if gerr != nil {
+				return gerr
+			}
+			pvc = fresh
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("binding %s %s/%s to PersistentVolume %s: %w", stepClaimSpec, b.PVC.Namespace, b.PVC.Name, pv.Name, err)
+	}
+	return pvc, nil
+}
+
+// setClaimBound is step 3, with the status fields the PV controller's
+// updateClaimStatus sets when a claim becomes Bound.
+func (pl *LocalVolumeBinding) setClaimBound(ctx context.Context, b StaticBinding, pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) error {
+	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if pvc.UID != b.PVC.UID || pvc.Spec.VolumeName != pv.Name {
+			return fmt.Errorf("PersistentVolumeClaim %s/%s changed: no longer bound to PersistentVolume %s", b.PVC.Namespace, b.PVC.Name, pv.Name)
+		}
+		c, dirty, err := claimStatusBound(pvc, pv)
+		if err != nil || !dirty {
+			return err
+		}
+		_, err = client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			countBindConflict(stepClaimPhase)
+			fresh, gerr := client.Get(ctx, pvc.Name, metav1.GetOptions{})
+			if gerr != nil {
+				return gerr
+			}
+			pvc = fresh
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("setting %s %s/%s to Bound: %w", stepClaimPhase, b.PVC.Namespace, b.PVC.Name, err)
+	}
+	return nil
+}
+
+// claimStatusBound returns a copy of pvc with the status the PV controller
+// gives a claim bound to pv, and whether that differs from pvc's.
+func claimStatusBound(pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) (*v1.PersistentVolumeClaim, bool, error) {
+	if pvc.Status.Phase == v1.ClaimBound {
+		// Already Bound: the PV controller owns the status from here on
+		// (resizes may make capacity differ on purpose).
+		return pvc, false, nil
+	}
+	c := pvc.DeepCopy()
+	c.Status.Phase = v1.ClaimBound
+	if !reflect.DeepEqual(c.Status.AccessModes, pv.Spec.AccessModes) {
+		c.Status.AccessModes = pv.Spec.AccessModes
+	}
+	capacity, ok := pv.Spec.Capacity[v1.ResourceStorage]
+	if !ok {
+		return nil, false, fmt.Errorf("PersistentVolume %s has no storage capacity", pv.Name)
+	}
+	if pre, ok := pv.Annotations[volumeutil.AnnPreResizeCapacity]; ok {
+		// The volume awaits a filesystem resize: report the size the
+		// file system has now, as the PV controller does.
+		if q, err := resource.ParseQuantity(pre); err == nil {
+			capacity = q
+		}
+	}
+	c.Status.Capacity = v1.ResourceList{v1.ResourceStorage: capacity}
+	// Only while the claim becomes Bound, as the controller does: afterwards
+	// the external resizer owns the field.
+	if !reflect.DeepEqual(c.Status.CurrentVolumeAttributesClassName, pv.Spec.VolumeAttributesClassName) {
+		c.Status.CurrentVolumeAttributesClassName = pv.Spec.VolumeAttributesClassName
+	}
+	return c, true, nil
+}
+
+// completeBinds runs completeBind for every claim whose claimRef PreBind
+// wrote or found, in parallel (the claims of one pod are independent).
+// It marks w.complete for claims fully bound. It fails if a bind could not
+// be committed (step 2); a failed status write after the commit is logged
+// and left to the PV controller, which PreBind then waits for.
+func (pl *LocalVolumeBinding) completeBinds(ctx context.Context, logger klog.Logger, w *written) error {
+	w.complete = make([]bool, len(w.pvs))
+	errs := make([]error, len(w.pvs))
+	parallel(ctx, len(w.pvs), func(i int) {
+		specDone, err := pl.completeBind(ctx, w.pvs[i])
+		switch {
+		case err == nil:
+			w.complete[i] = true
+		case specDone:
+			logger.Info("Claim bound; leaving its status to the PV controller", "pvc", klog.KObj(w.pvs[i].PVC), "pv", w.pvs[i].PV.Name, "err", err)
+		default:
+			errs[i] = err
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
