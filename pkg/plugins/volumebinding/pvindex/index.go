@@ -3,7 +3,6 @@ package pvindex
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -27,13 +26,16 @@ type Index struct {
 	// volumes holds the effective (overlaid) entry of each PV.
 	volumes map[string]*Volume
 
+	// The lists below are kept sorted by PV name (see addTo), so ForNode
+	// returns volumes in name order without sorting on every call.
+
 	// byHost lists pinned volumes under each hostname label value.
-	byHost map[string]map[string]*Volume
+	byHost map[string][]*Volume
 	// unpinned lists volumes not pinned by hostname, per StorageClass.
-	unpinned map[string]map[string]*Volume
+	unpinned map[string][]*Volume
 	// byClaim lists volumes whose claimRef names a claim ("ns/name"), so a
 	// claim pre-bound by an admin (or by Reserve) is found at once.
-	byClaim map[string]map[string]*Volume
+	byClaim map[string][]*Volume
 
 	// nodesByHost maps hostname label values to node names, and hostOfNode
 	// the other way, from Node objects.
@@ -47,9 +49,9 @@ func New() *Index {
 		informer:    map[string]*v1.PersistentVolume{},
 		assumed:     map[string]*v1.PersistentVolume{},
 		volumes:     map[string]*Volume{},
-		byHost:      map[string]map[string]*Volume{},
-		unpinned:    map[string]map[string]*Volume{},
-		byClaim:     map[string]map[string]*Volume{},
+		byHost:      map[string][]*Volume{},
+		unpinned:    map[string][]*Volume{},
+		byClaim:     map[string][]*Volume{},
 		nodesByHost: map[string]sets.Set[string]{},
 		hostOfNode:  map[string]string{},
 	}
@@ -202,60 +204,79 @@ func (x *Index) unlinkLocked(v *Volume) {
 	}
 }
 
-func addTo(m map[string]map[string]*Volume, key string, v *Volume) {
-	inner, ok := m[key]
-	if !ok {
-		inner = map[string]*Volume{}
-		m[key] = inner
+// addTo inserts v into m[key], keeping the list sorted by PV name (and
+// replacing an entry of the same name). Lists are short (about ten volumes
+// per host), so a binary-search insert is cheap, and it spares readers a
+// sort per call: ForNode runs for every node of every scheduling cycle,
+// while volumes change rarely.
+func addTo(m map[string][]*Volume, key string, v *Volume) {
+	list := m[key]
+	i, found := slices.BinarySearchFunc(list, v.PV.Name, byName)
+	if found {
+		list[i] = v
+		return
 	}
-	inner[v.PV.Name] = v
+	m[key] = slices.Insert(list, i, v)
 }
 
-func removeFrom(m map[string]map[string]*Volume, key, name string) {
-	if inner, ok := m[key]; ok {
-		delete(inner, name)
-		if len(inner) == 0 {
-			delete(m, key)
-		}
+// removeFrom deletes the volume named name from m[key], keeping the list
+// sorted, and drops the key when its list becomes empty.
+func removeFrom(m map[string][]*Volume, key, name string) {
+	list := m[key]
+	i, found := slices.BinarySearchFunc(list, name, byName)
+	if !found {
+		return
 	}
+	if len(list) == 1 {
+		delete(m, key)
+		return
+	}
+	m[key] = slices.Delete(list, i, i+1)
 }
+
+// byName compares a volume's PV name with name, for binary search.
+func byName(v *Volume, name string) int { return strings.Compare(v.PV.Name, name) }
 
 // ForNode appends to buf the volumes of a StorageClass whose NodeAffinity
 // admits the node, sorted by name, and returns it. Cost is proportional to
 // the volumes pinned to the node's hostname plus the class's unpinned
 // volumes, independent of the total number of PVs.
 func (x *Index) ForNode(node *v1.Node, class string, buf []*Volume) []*Volume {
-	start := len(buf)
 	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var pinned []*Volume
 	if host, ok := node.Labels[v1.LabelHostname]; ok {
-		for _, v := range x.byHost[host] {
-			if v.Class == class && v.AdmitsNode(node) {
-				buf = append(buf, v)
-			}
-		}
+		pinned = x.byHost[host]
 	}
-	for _, v := range x.unpinned[class] {
+	unpinned := x.unpinned[class]
+	// Sorted by name so ties in capacity break the same way on every node.
+	// Both lists are sorted by name, and disjoint (a volume is pinned or
+	// not), so merging them gives that order without sorting.
+	for len(pinned) > 0 || len(unpinned) > 0 {
+		var v *Volume
+		if len(unpinned) == 0 || len(pinned) > 0 && pinned[0].PV.Name < unpinned[0].PV.Name {
+			v, pinned = pinned[0], pinned[1:]
+			if v.Class != class {
+				continue
+			}
+		} else {
+			v, unpinned = unpinned[0], unpinned[1:]
+		}
 		if v.AdmitsNode(node) {
 			buf = append(buf, v)
 		}
 	}
-	x.mu.RUnlock()
-	// Sorted by name so ties in capacity break the same way on every node.
-	slices.SortFunc(buf[start:], func(a, b *Volume) int { return strings.Compare(a.PV.Name, b.PV.Name) })
 	return buf
 }
 
-// ReferencingClaim returns the volumes whose claimRef names the claim.
+// ReferencingClaim returns the volumes whose claimRef names the claim,
+// sorted by name.
 func (x *Index) ReferencingClaim(namespace, name string) []*Volume {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	inner := x.byClaim[ClaimKey(namespace, name)]
-	out := make([]*Volume, 0, len(inner))
-	for _, v := range inner {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].PV.Name < out[j].PV.Name })
-	return out
+	// A copy: the index's list changes in place under the write lock.
+	list := x.byClaim[ClaimKey(namespace, name)]
+	return append(make([]*Volume, 0, len(list)), list...)
 }
 
 // SetNode records a node's hostname label (informer add or update).

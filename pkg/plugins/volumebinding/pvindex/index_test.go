@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -631,4 +632,252 @@ func TestSetPVIgnoresOlderVersions(t *testing.T) {
 	x.SetPV(recreated)
 	v, _ = x.Get("pv")
 	assert.Equal(t, recreated, v.PV)
+}
+
+// TestForNodeOrder checks that ForNode keeps returning volumes sorted by
+// name as the per-host and per-class lists it merges are updated in place.
+func TestForNodeOrder(t *testing.T) {
+	nodeA := hostNode("node-a", "host-a", zoneKey, "z1")
+	nodeB := hostNode("node-b", "host-b", zoneKey, "z2")
+	nodes := map[string]*v1.Node{"node-a": nodeA, "node-b": nodeB}
+	// Pinned (v1, v3, v5, vab) and unpinned (v2, v4) names interleave, and
+	// v0 is pinned to host-a in another class, so ForNode must merge both
+	// lists and skip other classes. Added out of order.
+	base := func() *Index {
+		x := New()
+		x.SetNode(nodeA)
+		x.SetNode(nodeB)
+		for _, pv := range []*v1.PersistentVolume{
+			makePV("v5", "local", onHosts("host-a")),
+			makePV("v2", "local"),
+			makePV("vab", "local", onHosts("host-a", "host-b")),
+			makePV("v3", "local", onHosts("host-a")),
+			makePV("v0", "fast", onHosts("host-a")),
+			makePV("v4", "local", withTerms(term(req(zoneKey, v1.NodeSelectorOpIn, "z1")))),
+			makePV("v1", "local", onHosts("host-a")),
+		} {
+			x.SetPV(pv)
+		}
+		return x
+	}
+	mustAssume := func(t *testing.T, x *Index, pv *v1.PersistentVolume) {
+		t.Helper()
+		require.NoError(t, x.Assume(pv))
+	}
+	tests := []struct {
+		name  string
+		steps func(t *testing.T, x *Index)
+		// want maps "node/class" to the expected names.
+		want map[string][]string
+	}{
+		{
+			name:  "adds in any order",
+			steps: func(*testing.T, *Index) {},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5", "vab"},
+				"node-a/fast":  {"v0"},
+				"node-b/local": {"v2", "vab"},
+				"node-b/fast":  {},
+			},
+		},
+		{
+			name: "update without moving",
+			steps: func(_ *testing.T, x *Index) {
+				x.SetPV(makePV("v3", "local", onHosts("host-a"), withRV("2"), withCapacity("20Gi")))
+				x.SetPV(makePV("v2", "local", withRV("2"), withCapacity("20Gi")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5", "vab"},
+				"node-b/local": {"v2", "vab"},
+			},
+		},
+		{
+			name: "update moves a volume to another host",
+			steps: func(_ *testing.T, x *Index) {
+				x.SetPV(makePV("v3", "local", onHosts("host-b"), withRV("2")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v4", "v5", "vab"},
+				"node-b/local": {"v2", "v3", "vab"},
+			},
+		},
+		{
+			name: "update drops one host of a multi-host volume",
+			steps: func(_ *testing.T, x *Index) {
+				x.SetPV(makePV("vab", "local", onHosts("host-b"), withRV("2")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5"},
+				"node-b/local": {"v2", "vab"},
+			},
+		},
+		{
+			name: "update changes the class of a pinned and an unpinned volume",
+			steps: func(_ *testing.T, x *Index) {
+				x.SetPV(makePV("v1", "fast", onHosts("host-a"), withRV("2")))
+				x.SetPV(makePV("v2", "fast", withRV("2")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v3", "v4", "v5", "vab"},
+				"node-a/fast":  {"v0", "v1", "v2"},
+				"node-b/local": {"vab"},
+				"node-b/fast":  {"v2"},
+			},
+		},
+		{
+			name: "update unpins a volume and pins another",
+			steps: func(_ *testing.T, x *Index) {
+				x.SetPV(makePV("v5", "local", withRV("2")))
+				x.SetPV(makePV("v2", "local", onHosts("host-b"), withRV("2")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v3", "v4", "v5", "vab"},
+				"node-b/local": {"v2", "v5", "vab"},
+			},
+		},
+		{
+			name: "deletes",
+			steps: func(_ *testing.T, x *Index) {
+				x.DeletePV("v3")
+				x.DeletePV("v2")
+				x.DeletePV("v0")
+				x.DeletePV("nope")
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v4", "v5", "vab"},
+				"node-a/fast":  {},
+				"node-b/local": {"vab"},
+			},
+		},
+		{
+			name: "delete and re-add",
+			steps: func(_ *testing.T, x *Index) {
+				x.DeletePV("v1")
+				x.DeletePV("v4")
+				x.SetPV(makePV("v4", "local", withTerms(term(req(zoneKey, v1.NodeSelectorOpIn, "z1")))))
+				x.SetPV(makePV("v1", "local", onHosts("host-a")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5", "vab"},
+				"node-b/local": {"v2", "vab"},
+			},
+		},
+		{
+			name: "assume keeps the order",
+			steps: func(t *testing.T, x *Index) {
+				pv, _ := x.APIObject("v3")
+				mustAssume(t, x, bound(pv, "ns", "c1", "uid-1"))
+				pv, _ = x.APIObject("v2")
+				mustAssume(t, x, bound(pv, "ns", "c2", "uid-2"))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5", "vab"},
+				"node-b/local": {"v2", "vab"},
+			},
+		},
+		{
+			name: "assume of a copy on another host and class, then restore",
+			steps: func(t *testing.T, x *Index) {
+				pv, _ := x.APIObject("v3")
+				a := bound(pv, "ns", "c1", "uid-1")
+				a.Spec.NodeAffinity = nil
+				a.Spec.StorageClassName = "fast"
+				mustAssume(t, x, a)
+				assert.Equal(t, []string{"v1", "v2", "v4", "v5", "vab"}, names(x.ForNode(nodeA, "local", nil)))
+				assert.Equal(t, []string{"v0", "v3"}, names(x.ForNode(nodeA, "fast", nil)))
+				assert.Equal(t, []string{"v3"}, names(x.ForNode(nodeB, "fast", nil)))
+				x.Restore(a)
+			},
+			want: map[string][]string{
+				"node-a/local": {"v1", "v2", "v3", "v4", "v5", "vab"},
+				"node-a/fast":  {"v0"},
+				"node-b/fast":  {},
+			},
+		},
+		{
+			name: "informer update replaces an assumed copy",
+			steps: func(t *testing.T, x *Index) {
+				pv, _ := x.APIObject("v1")
+				mustAssume(t, x, bound(pv, "ns", "c1", "uid-1"))
+				x.SetPV(makePV("v1", "local", onHosts("host-b"), withRV("2")))
+			},
+			want: map[string][]string{
+				"node-a/local": {"v2", "v3", "v4", "v5", "vab"},
+				"node-b/local": {"v1", "v2", "vab"},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := base()
+			tc.steps(t, x)
+			for key, want := range tc.want {
+				nodeName, class, _ := strings.Cut(key, "/")
+				assert.Equal(t, want, names(x.ForNode(nodes[nodeName], class, nil)), key)
+			}
+		})
+	}
+}
+
+// TestForNodeMatchesScan applies random updates and compares ForNode with
+// a scan of every volume, sorted by name.
+func TestForNodeMatchesScan(t *testing.T) {
+	hosts := []string{"h0", "h1", "h2"}
+	classes := []string{"c0", "c1"}
+	var nodes []*v1.Node
+	for i, h := range hosts {
+		nodes = append(nodes, hostNode("n"+strconv.Itoa(i), h, zoneKey, "z"+strconv.Itoa(i%2)))
+	}
+	nodes = append(nodes, makeNode("unlabelled", map[string]string{zoneKey: "z0"}))
+	x := New()
+	for _, n := range nodes {
+		x.SetNode(n)
+	}
+	rng := rand.New(rand.NewSource(1))
+	var pvNames []string
+	for i := 0; i < 20; i++ {
+		pvNames = append(pvNames, fmt.Sprintf("pv-%02d", i))
+	}
+	randomPV := func(name string, rv int) *v1.PersistentVolume {
+		class := classes[rng.Intn(len(classes))]
+		switch rng.Intn(4) {
+		case 0:
+			return makePV(name, class, withRV(strconv.Itoa(rv)))
+		case 1:
+			return makePV(name, class, withRV(strconv.Itoa(rv)), withTerms(term(req(zoneKey, v1.NodeSelectorOpIn, "z"+strconv.Itoa(rng.Intn(2))))))
+		case 2:
+			return makePV(name, class, withRV(strconv.Itoa(rv)), onHosts(hosts[rng.Intn(len(hosts))], hosts[rng.Intn(len(hosts))]))
+		default:
+			return makePV(name, class, withRV(strconv.Itoa(rv)), onHosts(hosts[rng.Intn(len(hosts))]))
+		}
+	}
+	for step := 0; step < 500; step++ {
+		name := pvNames[rng.Intn(len(pvNames))]
+		switch rng.Intn(4) {
+		case 0:
+			x.DeletePV(name)
+		case 1:
+			if pv, ok := x.APIObject(name); ok && !x.IsAssumed(name) {
+				a := randomPV(name, 0)
+				a.ResourceVersion = pv.ResourceVersion
+				require.NoError(t, x.Assume(a))
+				if rng.Intn(2) == 0 {
+					x.Restore(a)
+				}
+			}
+		default:
+			x.SetPV(randomPV(name, step+1))
+		}
+		for _, n := range nodes {
+			for _, class := range classes {
+				want := []string{}
+				for _, name := range pvNames {
+					if v, ok := x.Get(name); ok && v.Class == class && v.AdmitsNode(n) {
+						want = append(want, name)
+					}
+				}
+				require.Equal(t, want, names(x.ForNode(n, class, nil)), "step %d, node %s, class %s", step, n.Name, class)
+			}
+		}
+	}
 }
