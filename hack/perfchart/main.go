@@ -47,6 +47,7 @@ type Result struct {
 	CreateSeconds          float64 `json:"createSeconds"`
 	DurationSeconds        float64 `json:"durationSeconds"`
 	PodsPerSecond          float64 `json:"podsPerSecond"`
+	APIWritesTotal         float64 `json:"apiWritesTotal"`
 	ToClaimRef             struct {
 		P50 float64 `json:"p50"`
 	} `json:"toClaimRefSeconds"`
@@ -300,11 +301,11 @@ func render(fixtures []fixture, charts []string, chartLink, notes string) string
 	if lo <= hi {
 		load = fmt.Sprintf("%.1f–%.1f", lo, hi)
 	}
-	w("Machine: %s, %d cores, %d GiB, Linux %s, %s. One-minute load average when the runs started: %s on 2 cores (other test suites shared the machine; see the notes below).\n\n",
+	w("Machine: %s, %d cores, %d GiB, Linux %s, %s. One-minute load average when the runs started: %s on 2 cores.\n\n",
 		first.Machine.CPU, first.Machine.Cores, first.Machine.MemoryGiB, first.Machine.Kernel, first.Machine.Go, load)
 
-	w("| fixture (nodes×PVs, pods×claims) | scheduler | pods done | time (s) | pods/s | p50 (s) | p90 (s) | p99 (s) | waste GiB (per claim) | scheduler CPU s (ms/pod) | process CPU s | heap peak MiB (rise) |\n")
-	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| fixture (nodes×PVs, pods×claims) | scheduler | pods done | time (s) | pods/s | p50 (s) | p90 (s) | p99 (s) | waste GiB (per claim) | scheduler CPU s (ms/pod) | process CPU s (ms/pod) | API writes per pod | heap peak MiB (rise) |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fixtures {
 		for _, r := range f.runs {
 			fx := fmt.Sprintf("%d×%d, %d×%d", r.Fixture.Nodes, r.Fixture.PVsPerNode, r.Fixture.Pods, r.Fixture.ClaimsPerPod)
@@ -319,17 +320,19 @@ func render(fixtures []fixture, charts []string, chartLink, notes string) string
 			if r.ClaimsBound > 0 {
 				perClaim = r.WastedGiB / float64(r.ClaimsBound)
 			}
-			msPerPod := 0.0
+			msPerPod, procPerPod, writesPerPod := 0.0, 0.0, 0.0
 			if r.PodsDone > 0 {
 				msPerPod = 1000 * r.SchedulerCPUSeconds / float64(r.PodsDone)
+				procPerPod = 1000 * r.ProcessCPUSeconds / float64(r.PodsDone)
+				writesPerPod = r.APIWritesTotal / float64(r.PodsDone)
 			}
-			w("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %.0f (%.1f) | %.1f (%.1f) | %.1f | %.0f (+%.0f) |\n",
+			w("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %.0f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f | %.0f (+%.0f) |\n",
 				fx, r.Mode, done, r.DurationSeconds, r.PodsPerSecond, r.Latency.P50, r.Latency.P90, r.Latency.P99,
-				r.WastedGiB, perClaim, r.SchedulerCPUSeconds, msPerPod, r.ProcessCPUSeconds,
+				r.WastedGiB, perClaim, r.SchedulerCPUSeconds, msPerPod, r.ProcessCPUSeconds, procPerPod, writesPerPod,
 				float64(r.HeapPeakBytes)/(1<<20), (float64(r.HeapPeakBytes)-float64(r.HeapBaselineBytes))/(1<<20))
 		}
 	}
-	w("\nWhere the latency goes, per claim: pod creation → the scheduler's claimRef write on the PV, and that write → claim Bound by the PV controller (seen in a PV watch; not applicable to the limit run):\n\n")
+	w("\nWhere the latency goes, per claim: pod creation → the scheduler's claimRef write on the PV, and that write → claim Bound (by Berth's PreBind with bindMode Direct, by the PV controller for in-tree; seen in watches; not applicable to the limit run):\n\n")
 	w("| fixture | scheduler | creation → claimRef p50 (s) | claimRef → Bound p50 (s) | claimRef → Bound p99 (s) |\n|---|---|---:|---:|---:|\n")
 	for _, f := range fixtures {
 		for _, r := range f.runs {
@@ -360,6 +363,10 @@ func render(fixtures []fixture, charts []string, chartLink, notes string) string
 		}
 		if br.Fixture.Nodes <= 5000 {
 			w("| Berth ≥ 100 pods/s | %s | %.1f pods/s | %s |\n", f.name, br.PodsPerSecond, yes(br.PodsPerSecond >= 100 && !br.TimedOut))
+		}
+		if it := f.mode("in-tree"); it != nil && br.Fixture.Nodes == 500 && it.PodsDone > 0 && it.DurationSeconds > 0 {
+			itRate := float64(it.PodsDone) / it.DurationSeconds
+			w("| Berth ≥ 300× in-tree throughput | %s | %.0f× (%.1f vs %.3f pods/s) | %s |\n", f.name, br.PodsPerSecond/itRate, br.PodsPerSecond, itRate, yes(br.PodsPerSecond >= 300*itRate))
 		}
 		if br.Fixture.Nodes == 500 && br.Fixture.PVsPerNode == 10 && br.Fixture.Pods == 1000 && br.Fixture.ClaimsPerPod == 1 {
 			w("| Berth p99 pod creation → claims Bound < 1 s | %s | %.2f s | %s |\n", f.name, br.Latency.P99, yes(br.Latency.P99 < 1 && !br.TimedOut))

@@ -2,8 +2,10 @@ package volumebinding
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,14 +24,20 @@ import (
 // single claim worker, one claim at a time: at a few hundred pods that
 // worker, not the scheduler, sets the pace (see BENCHMARKS.md). PreBind
 // does it itself, in the pod's binding goroutine, with the writes and
-// annotations of the controller's bind(), in its order:
+// annotations of the controller's bind():
 //
-//  1. PV status phase Bound;
-//  2. claim spec.volumeName, pv.kubernetes.io/bind-completed and
-//     pv.kubernetes.io/bound-by-controller: from here on the bind is done
-//     and is never reverted;
-//  3. claim status Bound with the PV's capacity, access modes and
-//     VolumeAttributesClass.
+//  1. claim spec.volumeName, pv.kubernetes.io/bind-completed and
+//     pv.kubernetes.io/bound-by-controller: the commit point; from here on
+//     the bind is done and is never reverted;
+//  2. then, in parallel, PV status phase Bound, and claim status Bound with
+//     the PV's capacity, access modes and VolumeAttributesClass.
+//
+// The controller sets the PV's phase before the claim's spec; committing
+// first is as safe (the claimRef already reserves the PV) and cheaper: the
+// controller's claim worker, woken by the claimRef write, then more often
+// finds the claim bound, whereas an unbound claim costs it a scan of every
+// PV (findBestMatchForClaim). Both status writes follow the commit, so
+// they can run at once.
 //
 // The PV controller keeps running and may perform the same steps from its
 // cache at the same time. Every write is an Update carrying the
@@ -48,27 +56,25 @@ const (
 	stepClaimPhase completionStep = "PersistentVolumeClaim status"
 )
 
-// completeBind performs steps 1-3 for one claim whose PV's claimRef is
+// completeBind performs the steps for one claim whose PV's claimRef is
 // written (b.PV is the API server's copy after that write). specDone
-// reports whether step 2 took effect: after it, an error is left to the
-// PV controller, which completes the status of a claim bound in its spec.
+// reports whether step 1 took effect: after it, an error is left to the
+// PV controller, which completes the status of a pair bound in spec.
 func (pl *LocalVolumeBinding) completeBind(ctx context.Context, b StaticBinding) (specDone bool, err error) {
-	pv, err := pl.setPVBound(ctx, b)
+	pvc, err := pl.setClaimVolume(ctx, b, b.PV)
 	if err != nil {
 		return false, err
 	}
-	pvc, err := pl.setClaimVolume(ctx, b, pv)
-	if err != nil {
-		return false, err
-	}
-	if err := pl.setClaimBound(ctx, b, pvc, pv); err != nil {
-		return true, err
-	}
-	return true, nil
+	var pvErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { pvErr = pl.setPVBound(ctx, b) })
+	claimErr := pl.setClaimBound(ctx, b, pvc, b.PV)
+	wg.Wait()
+	return true, errors.Join(claimErr, pvErr)
 }
 
-// setPVBound is step 1.
-func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) (*v1.PersistentVolume, error) {
+// setPVBound sets the PV's phase (step 2).
+func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) error {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumes()
 	pv := b.PV
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -81,11 +87,7 @@ func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) (
 		c := pv.DeepCopy()
 		c.Status.Phase = v1.VolumeBound
 		c.Status.Message = ""
-		updated, err := client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
-		if err == nil {
-			pv = updated
-			return nil
-		}
+		_, err := client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			countBindConflict(stepPVStatus)
 			if fresh, gerr := client.Get(ctx, pv.Name, metav1.GetOptions{}); gerr == nil {
@@ -97,12 +99,12 @@ func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) (
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("setting %s %s to Bound: %w", stepPVStatus, b.PV.Name, err)
+		return fmt.Errorf("setting %s %s to Bound: %w", stepPVStatus, b.PV.Name, err)
 	}
-	return pv, nil
+	return nil
 }
 
-// setClaimVolume is step 2, the commit point of the bind.
+// setClaimVolume is step 1, the commit point of the bind.
 func (pl *LocalVolumeBinding) setClaimVolume(ctx context.Context, b StaticBinding, pv *v1.PersistentVolume) (*v1.PersistentVolumeClaim, error) {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
 	pvc := b.PVC
@@ -152,7 +154,7 @@ func (pl *LocalVolumeBinding) setClaimVolume(ctx context.Context, b StaticBindin
 	return pvc, nil
 }
 
-// setClaimBound is step 3, with the status fields the PV controller's
+// setClaimBound is step 2 for the claim, with the status fields the PV controller's
 // updateClaimStatus sets when a claim becomes Bound.
 func (pl *LocalVolumeBinding) setClaimBound(ctx context.Context, b StaticBinding, pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) error {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
@@ -217,7 +219,7 @@ func claimStatusBound(pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) (*
 // completeBinds runs completeBind for every claim whose claimRef PreBind
 // wrote or found, in parallel (the claims of one pod are independent).
 // It marks w.complete for claims fully bound. It fails if a bind could not
-// be committed (step 2); a failed status write after the commit is logged
+// be committed (step 1); a failed status write after the commit is logged
 // and left to the PV controller, which PreBind then waits for.
 func (pl *LocalVolumeBinding) completeBinds(ctx context.Context, logger klog.Logger, w *written) error {
 	w.complete = make([]bool, len(w.pvs))

@@ -250,3 +250,25 @@ func assertEvent(t *testing.T, e *testEnv, reason, s string) {
 		}
 	}, 5*time.Second, 10*time.Millisecond, "no %s event mentioning %s", reason, s)
 }
+
+// The same holds for the PV's phase: after the commit, a failing PV status
+// write does not fail or revert the bind.
+func TestDirectBindPVStatusFailureLeftToController(t *testing.T) {
+	e := newEnv(t, nil, staticFixture()...)
+	e.client.PrependReactor("update", "persistentvolumes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewServiceUnavailable("test: PV status writes refused")
+	})
+	pod := makePod("web", "data-0")
+	cs := e.reservedCycle(pod, "node-1")
+	st := waitStatus(t, e.preBindAsync(cs, pod, "node-1"), 10*time.Second)
+	require.True(t, st.IsSuccess(), "PreBind: %v", st)
+	pvc := e.apiPVC(testNS, "data-0")
+	assert.Equal(t, "p1", pvc.Spec.VolumeName)
+	assert.Equal(t, v1.ClaimBound, pvc.Status.Phase)
+	pv := e.apiPV("p1")
+	assert.Equal(t, "data-0", pv.Spec.ClaimRef.Name, "not reverted")
+	assert.NotEqual(t, v1.VolumeBound, pv.Status.Phase, "phase left to the PV controller")
+}

@@ -40,7 +40,7 @@ var (
 	})
 	bindConflicts = metrics.NewCounterVec(&metrics.CounterOpts{
 		Name:           "berth_bind_conflicts_total",
-		Help:           "Conflicts met while PreBind completed a bind (bindMode Direct), by step; usually the PV controller wrote the same object first. Each is retried on a fresh read.",
+		Help:           "Conflicts met while PreBind completed a bind (bindMode Direct), by step: the PV controller wrote the same object first, or the cached copy was stale. Each is retried on a fresh read.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"step"})
 	registerOnce sync.Once
