@@ -89,7 +89,7 @@ type Result struct {
 
 const gib = float64(1 << 30)
 
-var modeOrder = map[string]int{"berth": 0, "in-tree": 1, "limit": 2}
+var modeOrder = map[string]int{"berth": 0, "berth-pvcontroller": 1, "in-tree": 2, "limit": 3}
 
 const (
 	beginMarker = "<!-- bench-e2e:begin (written by make bench-e2e: hack/perfchart) -->"
@@ -211,9 +211,10 @@ func groupByFixture(results []*Result) []fixture {
 }
 
 var modeColor = map[string]color.Color{
-	"berth":   color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	"in-tree": color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
-	"limit":   color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	"berth":              color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"in-tree":            color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	"limit":              color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	"berth-pvcontroller": color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 }
 
 // chart draws pods done over time (log time axis: the in-tree runs take
@@ -271,6 +272,15 @@ func chart(f fixture, path string) error {
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)
 }
 
+func hasMode(fixtures []fixture, mode string) bool {
+	for _, f := range fixtures {
+		if f.mode(mode) != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func render(fixtures []fixture, charts []string, chartLink, notes string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -284,6 +294,9 @@ func render(fixtures []fixture, charts []string, chartLink, notes string) string
 	w("The scheduler's clientConnection.qps/burst is 5000/5000 in every run.\n\n")
 	w("- **berth**: `manifests/config/scheduler-config.yaml` (LocalVolumeBinding + StorageScore weight 10).\n")
 	w("- **in-tree**: the default profile with VolumeBinding `shape: [{utilization: 0, score: 0}, {utilization: 100, score: 10}]` (tightest fit); StorageCapacityScoring is beta and on by default in 1.37 (on in these runs: %v).\n", first.StorageCapacityScoring)
+	if hasMode(fixtures, "berth-pvcontroller") {
+		w("- **berth-pvcontroller**: Berth's profile with LocalVolumeBinding `bindMode: PVController`: PreBind writes the claimRef and waits for the PV controller to complete the bind, as the in-tree plugin does (and as Berth did before bindMode Direct).\n")
+	}
 	w("- **limit**: Berth's profile on the same pods whose claims the PV controller had already bound (pre-bound PVs/claims) before the pods were created: what the API server, the scheduler framework and the binder allow without any volume work.\n\n")
 	w("Latency is pod creation → pod bound with all its claims Bound. Waste is Σ(PV capacity − request) over the claims bound in the run (per claim in brackets, which compares runs that bound different numbers of claims). ")
 	w("CPU: the scheduler's own CPU seconds during the window, from a CPU profile of the process in which every goroutine the scheduler starts carries the pprof label component=scheduler (the API server, etcd, PV controller and driver carry their own labels; Go's GC workers are unlabelled); process CPU is getrusage for the whole process. ")

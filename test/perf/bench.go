@@ -44,6 +44,11 @@ const (
 	// (the PV controller bound them before the pods were created): what the
 	// API server and the rest of the scheduler allow.
 	ModeLimit Mode = "limit"
+	// ModeBerthPVController is Berth's profile with bindMode PVController:
+	// PreBind writes the claimRef and waits for the PV controller, as the
+	// in-tree plugin does. It shows what bindMode Direct gains; not in
+	// Modes (ask for it in BERTH_PERF_MODES).
+	ModeBerthPVController Mode = "berth-pvcontroller"
 )
 
 // Modes lists every mode, in report order.
@@ -568,6 +573,9 @@ func startScheduler(ctx context.Context, cp *framework.ControlPlane, mode Mode) 
 	name, desc := framework.BerthSchedulerName, "Berth profile (manifests/config/scheduler-config.yaml)"
 	switch mode {
 	case ModeBerth:
+	case ModeBerthPVController:
+		desc = "Berth profile, bindMode PVController"
+		opts = append(opts, framework.WithPluginArgs("LocalVolumeBinding", map[string]any{"bindMode": "PVController"}))
 	case ModeLimit:
 		desc = "Berth profile, claims pre-bound"
 	case ModeInTree:
