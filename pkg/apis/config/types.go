@@ -14,8 +14,9 @@ import (
 type LocalVolumeBindingArgs struct {
 	metav1.TypeMeta
 
-	// BindTimeoutSeconds is how long PreBind waits for the PV controller to
-	// complete the binds it started before it reverts them and fails the pod's
+	// BindTimeoutSeconds is how long PreBind waits for binds that others
+	// complete (the PV controller with bindMode PVController, a provisioner
+	// for dynamically provisioned claims) before it reverts them and fails the pod's
 	// binding cycle. Must be positive. The versioned type defaults it to
 	// DefaultBindTimeoutSeconds (600).
 	BindTimeoutSeconds int64

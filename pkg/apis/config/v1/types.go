@@ -10,8 +10,9 @@ import (
 type LocalVolumeBindingArgs struct {
 	metav1.TypeMeta `json:",inline"`
 
-	// BindTimeoutSeconds is how long PreBind waits for the PV controller to
-	// complete the binds it started before it reverts them and fails the
+	// BindTimeoutSeconds is how long PreBind waits for binds that others
+	// complete (the PV controller with bindMode PVController, a provisioner
+	// for dynamically provisioned claims) before it reverts them and fails the
 	// pod's binding cycle. Must be positive. Defaults to 600.
 	// +optional
 	BindTimeoutSeconds *int64 `json:"bindTimeoutSeconds,omitempty"`
