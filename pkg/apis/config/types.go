@@ -16,8 +16,8 @@ type LocalVolumeBindingArgs struct {
 
 	// BindTimeoutSeconds is how long PreBind waits for binds that others
 	// complete (the PV controller with bindMode PVController, a provisioner
-	// for dynamically provisioned claims) before it reverts them and fails the pod's
-	// binding cycle. Must be positive. The versioned type defaults it to
+	// for dynamically provisioned claims) before it reverts them and fails
+	// the pod's binding cycle. Must be positive. The versioned type defaults it to
 	// DefaultBindTimeoutSeconds (600).
 	BindTimeoutSeconds int64
 
