@@ -84,33 +84,21 @@ func TestDirectBindSeveralClaims(t *testing.T) {
 // goes on without overwriting the controller's write.
 func TestDirectBindControllerWritesFirst(t *testing.T) {
 	e := newEnv(t, nil, staticFixture()...)
-	tracker := e.client.Tracker()
-	var raced atomic.Int32
-	e.client.PrependReactor("update", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "" || !raced.CompareAndSwap(0, 1) {
-			return false, nil, nil
-		}
-		// The "controller" binds the claim just before PreBind's write.
-		obj, err := tracker.Get(a.GetResource(), testNS, "data-0")
-		require.NoError(t, err)
-		// Its bindClaimToVolume: spec and annotations; the status comes in
-		// a later write.
-		pvc := obj.(*v1.PersistentVolumeClaim).DeepCopy()
+	raced := raceClaimWrite(t, e, "data-0", func(pvc *v1.PersistentVolumeClaim) {
+		// The controller's bindClaimToVolume: spec and annotations; the
+		// status comes in a later write.
 		pvc.Spec.VolumeName = "p1"
 		pvc.Annotations = map[string]string{
 			volume.AnnBindCompleted:     "yes",
 			volume.AnnBoundByController: "yes",
 			"test/written-by":           "pv-controller",
 		}
-		pvc.ResourceVersion = "999999"
-		require.NoError(t, tracker.Update(a.GetResource(), pvc, testNS))
-		return true, nil, apierrors.NewConflict(pvcResource, "data-0", nil)
 	})
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	st := waitStatus(t, e.preBindAsync(cs, pod, "node-1"), 10*time.Second)
 	require.True(t, st.IsSuccess(), "PreBind: %v", st)
-	assert.Equal(t, int32(1), raced.Load(), "the race was staged")
+	assert.True(t, raced.Load(), "the race was staged")
 	assertBoundPair(t, e, "p1", "data-0")
 	assert.Equal(t, "pv-controller", e.apiPVC(testNS, "data-0").Annotations["test/written-by"], "PreBind did not overwrite the controller's write")
 }
@@ -119,30 +107,40 @@ func TestDirectBindControllerWritesFirst(t *testing.T) {
 // releases the PV it reserved.
 func TestDirectBindClaimBoundElsewhereReverts(t *testing.T) {
 	e := newEnv(t, nil, staticFixture()...)
-	tracker := e.client.Tracker()
-	e.client.PrependReactor("update", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "" {
-			return false, nil, nil
-		}
-		obj, err := tracker.Get(a.GetResource(), testNS, "data-0")
-		require.NoError(t, err)
-		pvc := obj.(*v1.PersistentVolumeClaim).DeepCopy()
-		if pvc.Spec.VolumeName == "" {
-			pvcBound("p-other")(pvc)
-			pvc.ResourceVersion = "999999"
-			require.NoError(t, tracker.Update(a.GetResource(), pvc, testNS))
-		}
-		return true, nil, apierrors.NewConflict(pvcResource, "data-0", nil)
-	})
+	raced := raceClaimWrite(t, e, "data-0", pvcBound("p-other"))
 	pod := makePod("web", "data-0")
 	cs := e.reservedCycle(pod, "node-1")
 	st := waitStatus(t, e.preBindAsync(cs, pod, "node-1"), 10*time.Second)
 	require.False(t, st.IsSuccess())
+	assert.True(t, raced.Load(), "the race was staged")
 	assert.Contains(t, st.Message(), "PersistentVolumeClaim ns/data-0 is bound to PersistentVolume p-other")
 	pv := e.apiPV("p1")
 	assert.Nil(t, pv.Spec.ClaimRef, "claimRef reverted")
 	assert.NotContains(t, pv.Annotations, volume.AnnBoundByController)
 	assertEvent(t, e, "BerthBindReverted", "p1")
+}
+
+// raceClaimWrite stages a concurrent writer (the PV controller): just before
+// PreBind's first update of the claim's spec reaches the API, the stored
+// claim is changed by mutate (with a new resourceVersion) and PreBind's
+// update fails with a Conflict, as its resourceVersion is now stale. The
+// returned flag reports whether the race happened.
+func raceClaimWrite(t *testing.T, e *testEnv, claim string, mutate func(*v1.PersistentVolumeClaim)) *atomic.Bool {
+	tracker := e.client.Tracker()
+	var raced atomic.Bool
+	e.client.PrependReactor("update", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" || !raced.CompareAndSwap(false, true) {
+			return false, nil, nil
+		}
+		obj, err := tracker.Get(a.GetResource(), testNS, claim)
+		require.NoError(t, err)
+		pvc := obj.(*v1.PersistentVolumeClaim).DeepCopy()
+		mutate(pvc)
+		pvc.ResourceVersion = "999999"
+		require.NoError(t, tracker.Update(a.GetResource(), pvc, testNS))
+		return true, nil, apierrors.NewConflict(pvcResource, claim, nil)
+	})
+	return &raced
 }
 
 // A claim deleted before PreBind: the bind cannot be committed, so the
