@@ -356,14 +356,17 @@ func (s *scenario) waitStranded(v victim) *v1.Pod {
 // of a dead node before the threshold; the StatefulSet recreates it and it
 // is stranded, Pending on a claim pinned to the dead node
 // (kubernetes#78756). After the threshold the controller fails the stranded
-// pod over.
+// pod over. The controller starts once the pod is stranded: the threshold
+// counts from the node's NotReady transition, and a controller already
+// running could fail the recreated pod over before the scheduler has marked
+// it unschedulable, so the stranded state would never be observed.
 func TestStrandedPodAfterForceDelete(t *testing.T) {
 	s := newScenario(t, scenarioOptions{classAnnotations: optedIn()})
-	s.startFailover(func(c *nodefailover.Config) { c.NodeDeadThreshold = 6 * time.Second })
 	v := s.victim(1)
 	s.killNode(v.node)
 	require.NoError(t, s.e.Client.CoreV1().Pods(s.e.Namespace).Delete(s.e.Ctx, s.podName(1), metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
 	stranded := s.waitStranded(v)
+	s.startFailover(func(c *nodefailover.Config) { c.NodeDeadThreshold = 6 * time.Second })
 	assert.Equal(t, v.claimUID, s.claim(1).UID, "the stranded pod still has the old claim")
 	p, _ := s.waitForReplacement(v)
 	// The replacement is either the stranded pod itself (once its old claim
