@@ -76,28 +76,23 @@ func (pl *LocalVolumeBinding) completeBind(ctx context.Context, b StaticBinding)
 // setPVBound sets the PV's phase (step 2).
 func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) error {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumes()
-	pv := b.PV
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != b.PVC.UID {
-			return fmt.Errorf("PersistentVolume %s no longer refers to claim %s/%s", pv.Name, b.PVC.Namespace, b.PVC.Name)
-		}
-		if pv.Status.Phase == v1.VolumeBound {
-			return nil
-		}
-		c := pv.DeepCopy()
-		c.Status.Phase = v1.VolumeBound
-		c.Status.Message = ""
-		_, err := client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) {
-			countBindConflict(stepPVStatus)
-			if fresh, gerr := client.Get(ctx, pv.Name, metav1.GetOptions{}); gerr == nil {
-				pv = fresh
-			} else {
-				return gerr
+	_, err := ensure(stepPVStatus, b.PV,
+		func(pv *v1.PersistentVolume) (*v1.PersistentVolume, bool, error) {
+			if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != b.PVC.UID {
+				return nil, false, fmt.Errorf("PersistentVolume %s no longer refers to claim %s/%s", pv.Name, b.PVC.Namespace, b.PVC.Name)
 			}
-		}
-		return err
-	})
+			if pv.Status.Phase == v1.VolumeBound {
+				return pv, false, nil
+			}
+			c := pv.DeepCopy()
+			c.Status.Phase = v1.VolumeBound
+			c.Status.Message = ""
+			return c, true, nil
+		},
+		func(pv *v1.PersistentVolume) (*v1.PersistentVolume, error) {
+			return client.UpdateStatus(ctx, pv, metav1.UpdateOptions{})
+		},
+		func() (*v1.PersistentVolume, error) { return client.Get(ctx, b.PV.Name, metav1.GetOptions{}) })
 	if err != nil {
 		return fmt.Errorf("setting %s %s to Bound: %w", stepPVStatus, b.PV.Name, err)
 	}
@@ -107,80 +102,92 @@ func (pl *LocalVolumeBinding) setPVBound(ctx context.Context, b StaticBinding) e
 // setClaimVolume is step 1, the commit point of the bind.
 func (pl *LocalVolumeBinding) setClaimVolume(ctx context.Context, b StaticBinding, pv *v1.PersistentVolume) (*v1.PersistentVolumeClaim, error) {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
-	pvc := b.PVC
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if pvc.UID != b.PVC.UID || pvc.DeletionTimestamp != nil {
-			return fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
-		}
-		if pvc.Spec.VolumeName != "" && pvc.Spec.VolumeName != pv.Name {
-			return fmt.Errorf("PersistentVolumeClaim %s/%s is bound to PersistentVolume %s", pvc.Namespace, pvc.Name, pvc.Spec.VolumeName)
-		}
-		c := pvc.DeepCopy()
-		dirty := false
-		if c.Spec.VolumeName != pv.Name {
-			c.Spec.VolumeName = pv.Name
-			if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBoundByController) {
-				metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBoundByController, "yes")
+	pvc, err := ensure(stepClaimSpec, b.PVC,
+		func(pvc *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, bool, error) {
+			if pvc.UID != b.PVC.UID || pvc.DeletionTimestamp != nil {
+				return nil, false, fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
 			}
-			dirty = true
-		}
-		if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBindCompleted) {
-			metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBindCompleted, "yes")
-			dirty = true
-		}
-		if !dirty {
-			return nil
-		}
-		updated, err := client.Update(ctx, c, metav1.UpdateOptions{})
-		if err == nil {
-			pvc = updated
-			return nil
-		}
-		if apierrors.IsConflict(err) {
-			countBindConflict(stepClaimSpec)
-			fresh, gerr := client.Get(ctx, pvc.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(gerr) {
-				return fmt.Errorf("PersistentVolumeClaim %s/%s was deleted", b.PVC.Namespace, b.PVC.Name)
-			} else if gerr != nil {
-				return gerr
+			if pvc.Spec.VolumeName != "" && pvc.Spec.VolumeName != pv.Name {
+				return nil, false, fmt.Errorf("PersistentVolumeClaim %s/%s is bound to PersistentVolume %s", pvc.Namespace, pvc.Name, pvc.Spec.VolumeName)
 			}
-			pvc = fresh
-		}
-		return err
-	})
+			c := pvc.DeepCopy()
+			dirty := false
+			if c.Spec.VolumeName != pv.Name {
+				c.Spec.VolumeName = pv.Name
+				if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBoundByController) {
+					metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBoundByController, "yes")
+				}
+				dirty = true
+			}
+			if !metav1.HasAnnotation(c.ObjectMeta, volume.AnnBindCompleted) {
+				metav1.SetMetaDataAnnotation(&c.ObjectMeta, volume.AnnBindCompleted, "yes")
+				dirty = true
+			}
+			if !dirty {
+				return pvc, false, nil
+			}
+			return c, true, nil
+		},
+		func(pvc *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
+			return client.Update(ctx, pvc, metav1.UpdateOptions{})
+		},
+		func() (*v1.PersistentVolumeClaim, error) { return client.Get(ctx, b.PVC.Name, metav1.GetOptions{}) })
 	if err != nil {
 		return nil, fmt.Errorf("binding %s %s/%s to PersistentVolume %s: %w", stepClaimSpec, b.PVC.Namespace, b.PVC.Name, pv.Name, err)
 	}
 	return pvc, nil
 }
 
-// setClaimBound is step 2 for the claim, with the status fields the PV controller's
-// updateClaimStatus sets when a claim becomes Bound.
+// setClaimBound is step 2 for the claim, with the status fields the PV
+// controller's updateClaimStatus sets when a claim becomes Bound.
 func (pl *LocalVolumeBinding) setClaimBound(ctx context.Context, b StaticBinding, pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume) error {
 	client := pl.handle.ClientSet().CoreV1().PersistentVolumeClaims(b.PVC.Namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if pvc.UID != b.PVC.UID || pvc.Spec.VolumeName != pv.Name {
-			return fmt.Errorf("PersistentVolumeClaim %s/%s changed: no longer bound to PersistentVolume %s", b.PVC.Namespace, b.PVC.Name, pv.Name)
-		}
-		c, dirty, err := claimStatusBound(pvc, pv)
-		if err != nil || !dirty {
-			return err
-		}
-		_, err = client.UpdateStatus(ctx, c, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) {
-			countBindConflict(stepClaimPhase)
-			fresh, gerr := client.Get(ctx, pvc.Name, metav1.GetOptions{})
-			if gerr != nil {
-				return gerr
+	_, err := ensure(stepClaimPhase, pvc,
+		func(pvc *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, bool, error) {
+			if pvc.UID != b.PVC.UID || pvc.Spec.VolumeName != pv.Name {
+				return nil, false, fmt.Errorf("PersistentVolumeClaim %s/%s changed: no longer bound to PersistentVolume %s", b.PVC.Namespace, b.PVC.Name, pv.Name)
 			}
-			pvc = fresh
-		}
-		return err
-	})
+			return claimStatusBound(pvc, pv)
+		},
+		func(pvc *v1.PersistentVolumeClaim) (*v1.PersistentVolumeClaim, error) {
+			return client.UpdateStatus(ctx, pvc, metav1.UpdateOptions{})
+		},
+		func() (*v1.PersistentVolumeClaim, error) { return client.Get(ctx, b.PVC.Name, metav1.GetOptions{}) })
 	if err != nil {
 		return fmt.Errorf("setting %s %s/%s to Bound: %w", stepClaimPhase, b.PVC.Namespace, b.PVC.Name, err)
 	}
 	return nil
+}
+
+// ensure brings an object to the state change computes from it. change
+// returns the object to write and whether a write is needed, or an error
+// when the step can no longer be done. On a Conflict (the PV controller, or
+// another binding cycle, wrote first; or cur was a stale cached copy) the
+// object is read again with get and change decides afresh, so a step
+// someone else completed is not written twice (client-go's DefaultRetry
+// bounds the attempts). It returns the object as last written or read.
+func ensure[T any](step completionStep, cur T, change func(T) (T, bool, error), write func(T) (T, error), get func() (T, error)) (T, error) {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		next, dirty, err := change(cur)
+		if err != nil || !dirty {
+			return err
+		}
+		written, err := write(next)
+		if err == nil {
+			cur = written
+			return nil
+		}
+		if apierrors.IsConflict(err) {
+			countBindConflict(step)
+			fresh, gerr := get()
+			if gerr != nil {
+				return gerr
+			}
+			cur = fresh
+		}
+		return err
+	})
+	return cur, err
 }
 
 // claimStatusBound returns a copy of pvc with the status the PV controller

@@ -82,19 +82,19 @@ type written struct {
 }
 
 // writeBindings writes the claimRefs, in parallel, and then the
-// provisioning annotations. On error, w holds what was written.
+// provisioning annotations. On error, w holds what was written (a claimRef
+// whose write failed is not marked ours, so revert leaves it alone).
 func (pl *LocalVolumeBinding) writeBindings(ctx context.Context, r *reservation) (*written, error) {
 	client := pl.handle.ClientSet()
-	pvs := make([]StaticBinding, len(r.static))
-	ours := make([]bool, len(r.static))
+	w := &written{pvs: make([]StaticBinding, len(r.static)), ours: make([]bool, len(r.static))}
 	errs := make([]error, len(r.static))
 	parallel(ctx, len(r.static), func(i int) {
 		b := r.static[i]
+		w.pvs[i] = b
 		cur, ok := pl.index.APIObject(b.PV.Name)
 		if ok && volume.IsVolumeBoundToClaim(cur, b.PVC) && cur.Spec.ClaimRef.UID == b.PVC.UID {
 			// Already written (pre-bound with UID, or a pod sharing the claim).
-			pvs[i] = b
-			pvs[i].PV = cur
+			w.pvs[i].PV = cur
 			return
 		}
 		newPV, err := client.CoreV1().PersistentVolumes().Update(ctx, b.PV, metav1.UpdateOptions{})
@@ -102,24 +102,11 @@ func (pl *LocalVolumeBinding) writeBindings(ctx context.Context, r *reservation)
 			errs[i] = fmt.Errorf("writing claimRef %s/%s to PersistentVolume %s: %w", b.PVC.Namespace, b.PVC.Name, b.PV.Name, err)
 			return
 		}
-		pvs[i] = b
-		pvs[i].PV = newPV
-		ours[i] = true
+		w.pvs[i].PV = newPV
+		w.ours[i] = true
 	})
-	w := &written{}
-	var firstErr error
-	for i := range pvs {
-		if errs[i] != nil {
-			if firstErr == nil {
-				firstErr = errs[i]
-			}
-			continue
-		}
-		w.pvs = append(w.pvs, pvs[i])
-		w.ours = append(w.ours, ours[i])
-	}
-	if firstErr != nil {
-		return w, firstErr
+	if err := errors.Join(errs...); err != nil {
+		return w, err
 	}
 	for _, c := range r.provisions {
 		newPVC, err := client.CoreV1().PersistentVolumeClaims(c.Namespace).Update(ctx, c, metav1.UpdateOptions{})
